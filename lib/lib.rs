@@ -1,0 +1,19 @@
+//! r1lab: a reproducible Rust workspace for R1-style multimodal reasoning research
+//! (Vision-R1, arXiv 2503.06749; ReVisual-R1, arXiv 2506.04207) on libtorch through `tch`.
+//!
+//! Map of the library (one concept per module):
+//! - [`backend`]: which libtorch is loaded, CUDA loading, `--device auto|cpu|cuda[:N]`, `r1lab info`.
+//! - [`io`]: crash-safe file writes (temp file + rename) used by every artefact writer.
+//! - [`plot`]: plotters line charts rendered to PNG/SVG (run records, notebooks).
+//! - [`notebook`]: inline display of charts, images and tables in evcxr notebooks.
+//! - [`demo`]: the job `make demo` runs (grows into the embedded default).
+//!
+//! Notebooks depend only on this crate (`:dep r1lab = { path = ".." }`), so the heavy crates are
+//! re-exported here and compiled once per build directory.
+pub mod backend;
+pub mod demo;
+pub mod io;
+pub mod notebook;
+pub mod plot;
+
+pub use {anyhow, image, plotters, polars, tch};
