@@ -7,7 +7,7 @@
 #   .venv/                  python venv: torch==2.11.0 (libtorch for tch), nbclient (requirements/venv.lock)
 #   $(R1LAB_CACHE)/evcxr_jupyter-$(EVCXR_VERSION)/   the evcxr Rust Jupyter kernel, built from crates.io
 #                           (shared by every checkout on the machine; R1LAB_CACHE=~/.cache/r1lab by default)
-#   .jupyter/kernels/rust/  the kernelspec pointing at scripts/evcxr_kernel.sh
+#   .jupyter/kernels/r1lab/ the kernelspec "r1lab": evcxr started by scripts/evcxr_kernel.sh
 #   target/                 cargo builds; target/evcxr/slot-N the notebooks' warm build folders
 SHELL := bash
 .SHELLFLAGS := -eu -o pipefail -c
@@ -22,7 +22,7 @@ R1LAB_CACHE ?= $(HOME)/.cache/r1lab
 EVCXR_VERSION := 0.22.0
 EVCXR_ROOT := $(R1LAB_CACHE)/evcxr_jupyter-$(EVCXR_VERSION)
 EVCXR := $(EVCXR_ROOT)/bin/evcxr_jupyter
-KERNEL := $(ROOT)/.jupyter/kernels/rust/kernel.json
+KERNEL := $(ROOT)/.jupyter/kernels/r1lab/kernel.json
 DEVICE ?= auto
 NOTEBOOKS ?= $(sort $(wildcard notebooks/*.ipynb))
 

@@ -9,7 +9,7 @@
 # notebooks run one after another (make notebooks) all reuse slot 0; a second notebook open at
 # the same time gets slot 1, and so on.
 #
-# Usage (written into .jupyter/kernels/rust/kernel.json by scripts/install_kernel.py):
+# Usage (written into .jupyter/kernels/r1lab/kernel.json by scripts/install_kernel.py):
 #   evcxr_kernel.sh EVCXR_JUPYTER_BINARY --control_file CONNECTION_FILE
 set -euo pipefail
 evcxr=$1
@@ -22,6 +22,10 @@ torch_lib=${R1LAB_TORCH_LIB:?R1LAB_TORCH_LIB is not set: re-create the kernel wi
 # python; the cell libraries evcxr builds carry no rpath, so libtorch must be on the loader path.
 export LIBTORCH_USE_PYTORCH=1 VIRTUAL_ENV=$venv PATH=$venv/bin:$PATH
 export LD_LIBRARY_PATH=$torch_lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
+# evcxr_jupyter "updates" (rewrites) $JUPYTER_PATH/kernels/rust/kernel.json at start-up when it
+# finds one of another version. Our kernelspec is named r1lab, so pointing JUPYTER_PATH at our
+# own folder, which has no kernels/rust, leaves every kernelspec alone.
+export JUPYTER_PATH=$root/.jupyter
 
 base=${R1LAB_EVCXR_DIR:-$root/target/evcxr}
 mkdir -p "$base"

@@ -1,4 +1,4 @@
-"""Writes the Jupyter kernelspec for r1lab notebooks into JUPYTER_DIR/kernels/rust/kernel.json.
+"""Writes the Jupyter kernelspec "r1lab" into JUPYTER_DIR/kernels/r1lab/kernel.json.
 
 The kernel runs scripts/evcxr_kernel.sh with the given evcxr_jupyter binary, and tells it where
 the project's virtual environment and the torch libraries are (machine-specific absolute paths,
@@ -43,7 +43,7 @@ def main() -> int:
         "interrupt_mode": "message",
         "env": {"R1LAB_TORCH_LIB": str(torch_lib), "R1LAB_VENV": sys.prefix},
     }
-    out = args.jupyter_dir / "kernels" / "rust"
+    out = args.jupyter_dir / "kernels" / "r1lab"
     out.mkdir(parents=True, exist_ok=True)
     with tempfile.NamedTemporaryFile("w", dir=out, delete=False, suffix=".tmp") as f:
         json.dump(kernel, f, indent=2)

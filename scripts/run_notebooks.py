@@ -96,7 +96,7 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("notebooks", nargs="+", type=Path)
     ap.add_argument("--out", type=Path, default=Path("artifacts/notebooks"))
-    ap.add_argument("--kernel", default="rust")
+    ap.add_argument("--kernel", default="r1lab")
     ap.add_argument("--timeout", type=int, default=3600, help="seconds per cell")
     ap.add_argument("--startup-timeout", type=int, default=300)
     ap.add_argument(
