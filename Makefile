@@ -55,12 +55,12 @@ $(VENV_STAMP): requirements/venv.lock
 
 evcxr: $(EVCXR)
 $(EVCXR):
-	@# evcxr infers the types of notebook variables with rust-analyzer, which needs rust-src.
-	rustup component add rust-src
 	cargo install --locked --root $(EVCXR_ROOT) evcxr_jupyter@$(EVCXR_VERSION)
 
 kernel: $(KERNEL)
 $(KERNEL): $(EVCXR) $(VENV_STAMP) scripts/install_kernel.py
+	@# evcxr infers the types of notebook variables with rust-analyzer, which needs rust-src.
+	@[ -d "$$(rustc --print sysroot)/lib/rustlib/src/rust/library" ] || rustup component add rust-src
 	$(PY) scripts/install_kernel.py --evcxr $(EVCXR) --jupyter-dir $(ROOT)/.jupyter
 
 build: $(VENV_STAMP)

@@ -7,11 +7,13 @@
 //! - [`plot`]: plotters line charts rendered to PNG/SVG (run records, notebooks).
 //! - [`notebook`]: inline display of charts, images and tables in evcxr notebooks.
 //! - [`demo`]: the job `make demo` runs (grows into the embedded default).
+//! - [`eval`]: benchmark scoring faithful to the official scripts (MathVista: `r1lab score mathvista`).
 //!
 //! Notebooks depend only on this crate (`:dep r1lab = { path = ".." }`), so the heavy crates are
 //! re-exported here and compiled once per build directory.
 pub mod backend;
 pub mod demo;
+pub mod eval;
 pub mod io;
 pub mod notebook;
 pub mod plot;

@@ -5,6 +5,7 @@ use anyhow::Result;
 use clap::{Parser, Subcommand};
 use r1lab::backend::{DeviceSpec, EnvInfo};
 use r1lab::demo::{self, DemoConfig};
+use r1lab::eval::mathvista::{self, AccuracyFormat, NormalizeOptions};
 
 #[derive(Parser)]
 #[command(name = "r1lab", version, about = "Reproduce and extend Vision-R1 and ReVisual-R1 on libtorch")]
@@ -36,13 +37,40 @@ enum Command {
         #[arg(long, default_value = "artifacts/runs/demo")]
         out: PathBuf,
     },
+    /// Re-score benchmark outputs exactly as the benchmark's official scorer does.
+    Score {
+        #[command(subcommand)]
+        bench: ScoreCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum ScoreCommand {
+    /// MathVista testmini: normalize every extraction, score it and print the official scores JSON.
+    Mathvista {
+        /// Outputs file, pid -> record with `extraction` (the official output_*.json shape).
+        #[arg(long)]
+        outputs: PathBuf,
+        /// Annotations: MathVista's testmini.json.
+        #[arg(long)]
+        annotations: PathBuf,
+        /// Folder for scores.json and predictions.json [default: artifacts/eval/mathvista/<outputs file stem>].
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Accuracy as a fraction (the official script) or as percent strings (the published score files).
+        #[arg(long, default_value_t = AccuracyFormat::Fraction)]
+        accuracy: AccuracyFormat,
+        /// No prediction for an empty multi-choice extraction (the official --ignore_empty_extractions).
+        #[arg(long)]
+        ignore_empty_extractions: bool,
+    },
 }
 
 fn main() -> Result<()> {
     let cli = Cli::parse();
-    let device = cli.device.resolve()?;
     match cli.command {
         Command::Info { json } => {
+            let device = cli.device.resolve()?;
             let info = EnvInfo::collect(cli.device, device);
             if json {
                 println!("{}", serde_json::to_string_pretty(&info)?);
@@ -51,6 +79,7 @@ fn main() -> Result<()> {
             }
         }
         Command::Demo { steps, seed, lr, out } => {
+            let device = cli.device.resolve()?;
             let cfg = DemoConfig { steps, seed, lr, out, ..DemoConfig::default() };
             println!("demo: fitting sin(3x) with a {}-unit MLP for {steps} steps on {device:?}", cfg.hidden);
             let r = demo::run(&cfg, cli.device, device)?;
@@ -62,6 +91,42 @@ fn main() -> Result<()> {
                 println!("  wrote {f}");
             }
         }
+        Command::Score { bench } => score(bench)?,
+    }
+    Ok(())
+}
+
+/// Prints the scores JSON on stdout (and nothing else there, so it can be piped); the summary and
+/// the written files go to stderr.
+fn score(bench: ScoreCommand) -> Result<()> {
+    let ScoreCommand::Mathvista { outputs, annotations, out, accuracy, ignore_empty_extractions } = bench;
+    let eval = mathvista::score_files(&outputs, &annotations, NormalizeOptions { ignore_empty_extractions })?;
+    let files = eval.write(&out.unwrap_or_else(|| mathvista::default_out_dir(&outputs)), accuracy)?;
+    println!("{}", eval.scores.to_json(accuracy));
+    let avg = eval.scores.average;
+    eprintln!(
+        "mathvista: {}/{} correct ({:.2}%) in {}",
+        avg.correct,
+        avg.total,
+        100.0 * avg.accuracy(),
+        outputs.display()
+    );
+    let published = eval.items.iter().any(|i| i.published_prediction.is_some() || i.published_true_false.is_some());
+    if published {
+        eprintln!(
+            "  the file's own prediction differs on {} item(s), its true_false on {}",
+            eval.prediction_differs(),
+            eval.true_false_differs()
+        );
+    }
+    for (field, n) in &eval.disagreements {
+        eprintln!(
+            "  {n} record(s) carry a `{field}` that differs from {}; the record's is used, as by the official scorer",
+            annotations.display()
+        );
+    }
+    for f in files {
+        eprintln!("  wrote {}", f.display());
     }
     Ok(())
 }

@@ -1,0 +1,9 @@
+//! Benchmark scoring that reproduces the official evaluation scripts item for item, so that
+//! r1lab's numbers are comparable with published ones.
+//!
+//! - [`mathvista`]: MathVista testmini (`calculate_score.py`): normalization, correctness and the
+//!   accuracy breakdown; `r1lab score mathvista`.
+//! - [`python`]: the Python value semantics those scripts depend on (`float()`, `int()`,
+//!   `round()`, `str()`/`repr()`, `format(x, ".2f")`).
+pub mod mathvista;
+pub mod python;
