@@ -34,7 +34,7 @@ export VIRTUAL_ENV := $(VENV)
 export PATH := $(VENV)/bin:$(PATH)
 export JUPYTER_PATH := $(ROOT)/.jupyter
 
-.PHONY: help demo test setup venv evcxr kernel build fmt fmt-check clippy cargo-test notebooks notebook-runner-selftest lock-venv info
+.PHONY: help demo test setup venv evcxr kernel build fmt fmt-check clippy cargo-test notebooks notebook-runner-selftest lock-venv info fixtures-venv
 
 help:
 	@sed -n '2,13p' Makefile | sed 's/^# \{0,1\}//'
@@ -87,6 +87,18 @@ notebooks: $(KERNEL) notebook-runner-selftest
 # The runner must fail on a cell error: run a notebook whose cell does not compile.
 notebook-runner-selftest: $(KERNEL)
 	$(PY) scripts/run_notebooks.py --expect-failure --out target/notebook-selftest tests/notebooks/fails.ipynb
+
+# Reference implementations (transformers, verl, mathruler) for regenerating test fixtures with the
+# scripts in tests/fixtures/. Not needed by demo or test: fixtures are checked in.
+FIXTURES_VENV := $(ROOT)/.venv-fixtures
+fixtures-venv: $(FIXTURES_VENV)/.r1lab-installed
+$(FIXTURES_VENV)/.r1lab-installed: requirements/fixtures.in $(VENV_STAMP)
+	@[ -x $(FIXTURES_VENV)/bin/python ] || python3 -m venv $(FIXTURES_VENV)
+	$(VENV)/bin/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])' \
+	  > $$($(FIXTURES_VENV)/bin/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')/r1lab-main-venv.pth
+	$(FIXTURES_VENV)/bin/pip install --disable-pip-version-check --quiet -r requirements/fixtures.in
+	$(FIXTURES_VENV)/bin/pip install --disable-pip-version-check --quiet --no-deps verl==0.9.1
+	@touch $@
 
 lock-venv:
 	@[ -x $(PY) ] || python3 -m venv $(VENV)
