@@ -1,11 +1,12 @@
 //! `r1lab`: the command-line entry point. Each subcommand is a thin shell over the library.
 use std::path::PathBuf;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 use r1lab::backend::{DeviceSpec, EnvInfo};
 use r1lab::demo::{self, DemoConfig};
 use r1lab::eval::mathvista::{self, AccuracyFormat, NormalizeOptions};
+use r1lab::rl::grader::pairs;
 
 #[derive(Parser)]
 #[command(name = "r1lab", version, about = "Reproduce and extend Vision-R1 and ReVisual-R1 on libtorch")]
@@ -41,6 +42,13 @@ enum Command {
     Score {
         #[command(subcommand)]
         bench: ScoreCommand,
+    },
+    /// Grade (prediction, gold) pairs with the RL answer grader (mathruler's grade_answer).
+    Grade {
+        /// JSON lines, one {"pred": ..., "gold": ...} object per line; prints one
+        /// {"pred", "gold", "correct"} object per line.
+        #[arg(long)]
+        pairs: PathBuf,
     },
 }
 
@@ -92,7 +100,20 @@ fn main() -> Result<()> {
             }
         }
         Command::Score { bench } => score(bench)?,
+        Command::Grade { pairs } => grade(&pairs)?,
     }
+    Ok(())
+}
+
+/// Prints the verdicts on stdout and a count on stderr.
+fn grade(path: &std::path::Path) -> Result<()> {
+    let file = std::fs::File::open(path).with_context(|| {
+        format!("cannot open --pairs {}: give a JSON-lines file of pred/gold pairs", path.display())
+    })?;
+    let pairs = pairs::read_pairs(std::io::BufReader::new(file), &path.display().to_string())?;
+    let total = pairs.len();
+    let correct = pairs::write_verdicts(pairs, std::io::stdout().lock())?;
+    eprintln!("grade: {correct}/{total} pairs correct in {}", path.display());
     Ok(())
 }
 
