@@ -7,6 +7,9 @@
 //! - [`plot`]: plotters line charts rendered to PNG/SVG (run records, notebooks).
 //! - [`notebook`]: inline display of charts, images and tables in evcxr notebooks.
 //! - [`demo`]: the job `make demo` runs (grows into the embedded default).
+//! - [`model`]: Qwen2.5-VL in tch (config, vision tower, text decoder, M-RoPE).
+//! - [`processor`]: image preprocessing, tokenizer and chat template as HF's processor does them.
+//! - [`rl`]: rewards, answer grader, GRPO advantages and losses, PAD.
 //! - [`eval`]: benchmark scoring faithful to the official scripts (MathVista: `r1lab score mathvista`).
 //!
 //! Notebooks depend only on this crate (`:dep r1lab = { path = ".." }`), so the heavy crates are
@@ -15,7 +18,10 @@ pub mod backend;
 pub mod demo;
 pub mod eval;
 pub mod io;
+pub mod model;
 pub mod notebook;
 pub mod plot;
+pub mod processor;
+pub mod rl;
 
 pub use {anyhow, image, plotters, polars, tch};
