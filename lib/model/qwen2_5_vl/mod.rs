@@ -3,6 +3,13 @@
 //! M-RoPE.
 //!
 //! - [`config`]: `config.json` (nested and flat layouts), validation, parameter count.
+//! - [`rope`]: M-RoPE cos/sin and `get_rope_index` (3-D position ids, `rope_deltas`).
+//! - [`text`]: the text decoder, LM head and KV cache.
+//! - [`weights`]: safetensors checkpoints (single or sharded) into a `VarStore`.
 pub mod config;
+pub mod rope;
+pub mod text;
+pub mod vision;
+pub mod weights;
 
 pub use config::Config;
