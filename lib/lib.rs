@@ -11,6 +11,7 @@
 //! - [`processor`]: image preprocessing, tokenizer and chat template as HF's processor does them.
 //! - [`rl`]: rewards, answer grader, GRPO advantages and losses, PAD.
 //! - [`eval`]: benchmark scoring faithful to the official scripts (MathVista: `r1lab score mathvista`).
+//! - [`repro`]: experiment manifests (TOML, validated, hashed), stateless seeds, run records.
 //!
 //! Notebooks depend only on this crate (`:dep r1lab = { path = ".." }`), so the heavy crates are
 //! re-exported here and compiled once per build directory.
@@ -22,6 +23,7 @@ pub mod model;
 pub mod notebook;
 pub mod plot;
 pub mod processor;
+pub mod repro;
 pub mod rl;
 
 pub use {anyhow, image, plotters, polars, tch};

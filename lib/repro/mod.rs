@@ -1,0 +1,12 @@
+//! The reproducibility layer (issue 5; style_anchors Part B): experiment manifests that pin everything a run
+//! depends on, stateless seed derivation, and the run record every job writes under `artifacts/runs/<run_id>/`.
+//!
+//! - [`seed`]: `(base, domain, step, prompt, sample) → seed`, SHA-256 over a fixed layout (A6 item 7).
+//! - [`manifest`]: the TOML schema of `experiments/<paper>/<stage>.toml`, validated at load, with a canonical
+//!   hash (B9).
+//! - [`record`]: `run.json` written at start and finalised atomically, `metrics.parquet`, `plots/*.png` (B10).
+//!
+//! Not here yet: `r1lab lock` / `run`, checkpoints and exact resume, replay, sweeps (issue 5 items 2, 4–6).
+pub mod manifest;
+pub mod record;
+pub mod seed;
