@@ -3,13 +3,17 @@
 //! M-RoPE.
 //!
 //! - [`config`]: `config.json` (nested and flat layouts), validation, parameter count.
+//! - [`model`]: the whole `Qwen2_5_VLForConditionalGeneration` ([`Qwen2_5_VL`]: forward, prefill/decode, `from_dir`)
+//!   and the one-prompt jobs behind `r1lab forward` / `r1lab generate` ([`model::run`]).
 //! - [`rope`]: M-RoPE cos/sin and `get_rope_index` (3-D position ids, `rope_deltas`).
 //! - [`text`]: the text decoder, LM head and KV cache.
 //! - [`weights`]: safetensors checkpoints (single or sharded) into a `VarStore`.
 pub mod config;
+pub mod model;
 pub mod rope;
 pub mod text;
 pub mod vision;
 pub mod weights;
 
 pub use config::Config;
+pub use model::{Images, Qwen2_5_VL};
