@@ -6,18 +6,24 @@
 //! - [`io`]: crash-safe file writes (temp file + rename) used by every artefact writer.
 //! - [`plot`]: plotters line charts rendered to PNG/SVG (run records, notebooks).
 //! - [`notebook`]: inline display of charts, images and tables in evcxr notebooks.
+//! - [`data`]: data sets in the papers' formats (EasyR1 parquet, LLaMA-Factory sharegpt) and the synthetic task family.
 //! - [`demo`]: the job `make demo` runs (grows into the embedded default).
 //! - [`model`]: Qwen2.5-VL in tch (config, vision tower, text decoder, M-RoPE).
 //! - [`processor`]: image preprocessing, tokenizer and chat template as HF's processor does them.
 //! - [`rl`]: rewards, answer grader, GRPO advantages and losses, PAD.
+//! - [`sft`]: cold-start SFT labels (assistant tokens only) and the cross-entropy with its accumulation rule.
+//! - [`train`]: AdamW with frozen parameters and grad-norm clipping that skips non-finite steps; LR schedules.
 //! - [`eval`]: benchmark scoring faithful to the official scripts (MathVista: `r1lab score mathvista`).
+//! - [`hub`]: Hugging Face Hub files pinned by commit and sha256, fetched with hf-hub into the Python-compatible cache.
 //! - [`repro`]: experiment manifests (TOML, validated, hashed), stateless seeds, run records.
 //!
 //! Notebooks depend only on this crate (`:dep r1lab = { path = ".." }`), so the heavy crates are
 //! re-exported here and compiled once per build directory.
 pub mod backend;
+pub mod data;
 pub mod demo;
 pub mod eval;
+pub mod hub;
 pub mod io;
 pub mod model;
 pub mod notebook;
@@ -25,5 +31,7 @@ pub mod plot;
 pub mod processor;
 pub mod repro;
 pub mod rl;
+pub mod sft;
+pub mod train;
 
 pub use {anyhow, image, plotters, polars, tch};

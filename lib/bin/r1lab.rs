@@ -6,6 +6,8 @@ use clap::{Parser, Subcommand};
 use r1lab::backend::{DeviceSpec, EnvInfo};
 use r1lab::demo::{self, DemoConfig};
 use r1lab::eval::mathvista::{self, AccuracyFormat, NormalizeOptions};
+use r1lab::model::qwen2_5_vl::model::run;
+use r1lab::model::sampling::SamplingParams;
 use r1lab::rl::grader::pairs;
 
 #[derive(Parser)]
@@ -49,6 +51,64 @@ enum Command {
         /// {"pred", "gold", "correct"} object per line.
         #[arg(long)]
         pairs: PathBuf,
+    },
+    /// Hugging Face Hub files pinned by commit: `hub fetch REPO --revision SHA --file F...`.
+    Hub {
+        #[command(subcommand)]
+        command: r1lab::hub::cli::HubCommand,
+    },
+    /// Data sets: `data synth --family all --n 100 --split train --out DIR` (synthetic task family).
+    Data {
+        #[command(subcommand)]
+        command: r1lab::data::cli::DataCommand,
+    },
+    /// Run Qwen2.5-VL on one chat prompt (+ images) and write logits, input_ids, pixel_values, image_grid_thw.
+    Forward {
+        /// Checkpoint folder: config.json, safetensors, tokenizer.json, chat template, preprocessor_config.json.
+        #[arg(long)]
+        model: PathBuf,
+        #[arg(long)]
+        prompt: String,
+        /// An image file; repeat for several (they come before the text in the user turn).
+        #[arg(long)]
+        image: Vec<PathBuf>,
+        /// Output safetensors file.
+        #[arg(long)]
+        out: PathBuf,
+        /// Weights and activations: f32 or bf16.
+        #[arg(long, default_value = "f32")]
+        dtype: String,
+    },
+    /// Generate a reply to one chat prompt (+ images) with Qwen2.5-VL; prints the text, then a JSON summary on
+    /// stderr.
+    Generate {
+        /// Checkpoint folder, as for `forward`.
+        #[arg(long)]
+        model: PathBuf,
+        /// The user turn's text.
+        #[arg(long)]
+        prompt: String,
+        /// An image file; repeat for several.
+        #[arg(long)]
+        image: Vec<PathBuf>,
+        /// Stop after this many tokens if no EOS (config eos_token_id or <|im_end|>) came.
+        #[arg(long, default_value_t = 256)]
+        max_new_tokens: usize,
+        /// Sampling temperature; 0 = greedy.
+        #[arg(long, default_value_t = 0.0)]
+        temperature: f64,
+        /// Nucleus sampling mass; 1 = off.
+        #[arg(long, default_value_t = 1.0)]
+        top_p: f64,
+        /// Keep the k most likely tokens; 0 = off.
+        #[arg(long, default_value_t = 0)]
+        top_k: i64,
+        /// Seed of the sequence's ChaCha random stream.
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        /// f32 or bf16.
+        #[arg(long, default_value = "f32")]
+        dtype: String,
     },
 }
 
@@ -101,6 +161,29 @@ fn main() -> Result<()> {
         }
         Command::Score { bench } => score(bench)?,
         Command::Grade { pairs } => grade(&pairs)?,
+        Command::Hub { command } => r1lab::hub::cli::run(&command)?,
+        Command::Data { command } => r1lab::data::cli::run(&command)?,
+        Command::Forward { model, prompt, image, out, dtype } => {
+            let inputs =
+                run::forward_to_file(&model, cli.device.resolve()?, run::parse_dtype(&dtype)?, &prompt, &image, &out)?;
+            eprintln!(
+                "forward: {} tokens, {} image(s), wrote {}",
+                inputs.input_ids.size()[1],
+                inputs.grids.len(),
+                out.display()
+            );
+        }
+        Command::Generate { model, prompt, image, max_new_tokens, temperature, top_p, top_k, seed, dtype } => {
+            let params = SamplingParams { temperature, top_p, top_k, max_new_tokens, ..Default::default() };
+            let kind = run::parse_dtype(&dtype)?;
+            let (g, text) = run::generate_text(&model, cli.device.resolve()?, kind, &prompt, &image, params, seed)?;
+            println!("{text}");
+            let logprob: f32 = g.logprobs.iter().sum();
+            eprintln!(
+                "{}",
+                serde_json::json!({"tokens": g.tokens.len(), "truncated": g.truncated, "sum_logprob": logprob})
+            );
+        }
     }
     Ok(())
 }
