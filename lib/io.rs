@@ -2,10 +2,11 @@
 //! flushed to disk, then renamed over the target, so a reader never sees a half-written file
 //! and an interrupted write leaves the previous version intact.
 use std::fs::File;
-use std::io::{BufWriter, Write};
+use std::io::{BufWriter, Read, Write};
 use std::path::Path;
 
 use anyhow::{Context, Result};
+use sha2::{Digest, Sha256};
 
 /// Writes `bytes` to `path` atomically, creating parent folders.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
@@ -33,6 +34,21 @@ pub fn write_atomic_with(path: &Path, fill: impl FnOnce(&mut BufWriter<&File>) -
     tmp.as_file().sync_all().with_context(|| format!("flushing {}", path.display()))?;
     tmp.persist(path).with_context(|| format!("renaming the finished file onto {}", path.display()))?;
     Ok(())
+}
+
+/// Lowercase hex SHA-256 of a file's bytes, streamed in 1 MiB chunks (checkpoints are many GB).
+pub fn sha256_file(path: &Path) -> Result<String> {
+    let mut file = File::open(path).with_context(|| format!("opening {} to hash it", path.display()))?;
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = file.read(&mut buf).with_context(|| format!("reading {} to hash it", path.display()))?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+    }
+    Ok(format!("{:x}", hasher.finalize()))
 }
 
 #[cfg(test)]

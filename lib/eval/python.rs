@@ -285,7 +285,8 @@ fn is_printable(c: char) -> bool {
         || (0xe0000..=0xe007f).contains(&u))
 }
 
-fn repr_str(s: &str) -> String {
+/// Python's `repr()` of a `str`: quote choice, escapes, and `\\x`/`\\u`/`\\U` for non-printable characters.
+pub fn repr_str(s: &str) -> String {
     let quote = if s.contains('\'') && !s.contains('"') { '"' } else { '\'' };
     let mut out = String::with_capacity(s.len() + 2);
     out.push(quote);

@@ -6,8 +6,6 @@
 //! check may leave a stamp (`<verified_dir>/<sha256 of the blob path>`: hash, size, mtime); a blob whose
 //! size and modification time still match its stamp is not hashed again. Any write to the blob changes its
 //! mtime and brings the full check back; a change that restores the mtime on purpose is not caught.
-use std::fs::File;
-use std::io::Read;
 use std::path::Path;
 use std::time::UNIX_EPOCH;
 
@@ -17,20 +15,7 @@ use sha2::{Digest, Sha256};
 use super::HubRepo;
 use crate::repro::manifest::source::is_hex;
 
-/// Lowercase hex sha256 of a file's bytes, read in 1 MiB chunks.
-pub fn sha256_file(path: &Path) -> Result<String> {
-    let mut file = File::open(path).with_context(|| format!("opening {} to hash it", path.display()))?;
-    let mut hasher = Sha256::new();
-    let mut buf = vec![0u8; 1 << 20];
-    loop {
-        let n = file.read(&mut buf).with_context(|| format!("reading {} to hash it", path.display()))?;
-        if n == 0 {
-            break;
-        }
-        hasher.update(&buf[..n]);
-    }
-    Ok(format!("{:x}", hasher.finalize()))
-}
+pub use crate::io::sha256_file;
 
 /// `<hash> <size> <mtime ns>` of a blob as last verified.
 fn stamp_line(sha: &str, meta: &std::fs::Metadata) -> Option<String> {
@@ -142,7 +127,7 @@ mod tests {
         std::fs::write(&blob, b"abd").unwrap();
         assert!(check(&repo, "w", &blob, Some(ABC), Some(&stamps)).is_err());
         // The documented limit: restoring the old mtime by hand hides the change.
-        File::options().write(true).open(&blob).unwrap().set_modified(mtime).unwrap();
+        std::fs::File::options().write(true).open(&blob).unwrap().set_modified(mtime).unwrap();
         check(&repo, "w", &blob, Some(ABC), Some(&stamps)).unwrap();
         // A different pin never reuses the stamp.
         assert!(check(&repo, "w", &blob, Some(EMPTY), Some(&stamps)).is_err());

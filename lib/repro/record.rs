@@ -15,7 +15,6 @@
 //! determinism getters and `env.txt` come with the deterministic shim); `samples.parquet`, checkpoints and
 //! fingerprints are not written yet. Times are UTC RFC 3339 with millisecond precision.
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -23,7 +22,6 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use anyhow::{Context, Result, bail, ensure};
 use polars::prelude::{Column, DataFrame, ParquetWriter};
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 
 use crate::backend::EnvInfo;
 use crate::io::{write_atomic, write_atomic_with};
@@ -127,19 +125,7 @@ pub fn run_id(manifest: &Manifest, code: &CodeState) -> Result<String> {
 }
 
 /// sha256 of a file's bytes (streamed), for `inputs` / `outputs`.
-pub fn hash_file(path: &Path) -> Result<String> {
-    let mut f = std::fs::File::open(path).with_context(|| format!("opening {} to hash it", path.display()))?;
-    let mut h = Sha256::new();
-    let mut buf = vec![0u8; 1 << 20];
-    loop {
-        let n = f.read(&mut buf).with_context(|| format!("reading {}", path.display()))?;
-        if n == 0 {
-            break;
-        }
-        h.update(&buf[..n]);
-    }
-    Ok(h.finalize().iter().map(|b| format!("{b:02x}")).collect())
-}
+pub use crate::io::sha256_file as hash_file;
 
 /// A run in progress: owns its directory and its record.
 #[derive(Debug)]

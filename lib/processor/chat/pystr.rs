@@ -6,7 +6,6 @@
 //! Strings inside containers are quoted as Python's `repr` does for printable text (single quotes unless the
 //! text has a single and no double quote; `\\`, `\n`, `\r`, `\t` and other ASCII control characters
 //! escaped); non-ASCII characters Python considers unprintable (e.g. U+2028) are written raw.
-use std::fmt::Write;
 
 use minijinja::value::{Value, ValueKind};
 use minijinja::{Error, Output, State, escape_formatter};
@@ -82,25 +81,7 @@ fn write_repr(value: &Value, out: &mut String) {
 }
 
 fn write_str_repr(s: &str, out: &mut String) {
-    let quote = if s.contains('\'') && !s.contains('"') { '"' } else { '\'' };
-    out.push(quote);
-    for c in s.chars() {
-        match c {
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c if c == quote => {
-                out.push('\\');
-                out.push(c);
-            }
-            c if (c as u32) < 0x20 || c == '\u{7f}' => {
-                let _ = write!(out, "\\x{:02x}", c as u32);
-            }
-            c => out.push(c),
-        }
-    }
-    out.push(quote);
+    out.push_str(&crate::eval::python::repr_str(s));
 }
 
 #[cfg(test)]
