@@ -64,33 +64,17 @@ enum Command {
     },
     /// Run Qwen2.5-VL on one chat prompt (+ images) and write logits, input_ids, pixel_values, image_grid_thw.
     Forward {
-        /// Checkpoint folder: config.json, safetensors, tokenizer.json, chat template, preprocessor_config.json.
-        #[arg(long)]
-        model: PathBuf,
-        #[arg(long)]
-        prompt: String,
-        /// An image file; repeat for several (they come before the text in the user turn).
-        #[arg(long)]
-        image: Vec<PathBuf>,
+        #[command(flatten)]
+        input: ChatInput,
         /// Output safetensors file.
         #[arg(long)]
         out: PathBuf,
-        /// Weights and activations: f32 or bf16.
-        #[arg(long, default_value = "f32")]
-        dtype: String,
     },
     /// Generate a reply to one chat prompt (+ images) with Qwen2.5-VL; prints the text, then a JSON summary on
     /// stderr.
     Generate {
-        /// Checkpoint folder, as for `forward`.
-        #[arg(long)]
-        model: PathBuf,
-        /// The user turn's text.
-        #[arg(long)]
-        prompt: String,
-        /// An image file; repeat for several.
-        #[arg(long)]
-        image: Vec<PathBuf>,
+        #[command(flatten)]
+        input: ChatInput,
         /// Stop after this many tokens if no EOS (config eos_token_id or <|im_end|>) came.
         #[arg(long, default_value_t = 256)]
         max_new_tokens: usize,
@@ -106,10 +90,24 @@ enum Command {
         /// Seed of the sequence's ChaCha random stream.
         #[arg(long, default_value_t = 0)]
         seed: u64,
-        /// f32 or bf16.
-        #[arg(long, default_value = "f32")]
-        dtype: String,
     },
+}
+
+/// One chat prompt for `forward` and `generate`: the checkpoint, the user turn and its images.
+#[derive(clap::Args)]
+struct ChatInput {
+    /// Checkpoint folder: config.json, safetensors, tokenizer.json, chat template, preprocessor_config.json.
+    #[arg(long)]
+    model: PathBuf,
+    /// The user turn's text.
+    #[arg(long)]
+    prompt: String,
+    /// An image file; repeat for several (they come before the text in the user turn).
+    #[arg(long)]
+    image: Vec<PathBuf>,
+    /// Weights and activations: f32 or bf16.
+    #[arg(long, default_value = "f32")]
+    dtype: String,
 }
 
 #[derive(Subcommand)]
@@ -163,7 +161,7 @@ fn main() -> Result<()> {
         Command::Grade { pairs } => grade(&pairs)?,
         Command::Hub { command } => r1lab::hub::cli::run(&command)?,
         Command::Data { command } => r1lab::data::cli::run(&command)?,
-        Command::Forward { model, prompt, image, out, dtype } => {
+        Command::Forward { input: ChatInput { model, prompt, image, dtype }, out } => {
             let inputs =
                 run::forward_to_file(&model, cli.device.resolve()?, run::parse_dtype(&dtype)?, &prompt, &image, &out)?;
             eprintln!(
@@ -173,7 +171,14 @@ fn main() -> Result<()> {
                 out.display()
             );
         }
-        Command::Generate { model, prompt, image, max_new_tokens, temperature, top_p, top_k, seed, dtype } => {
+        Command::Generate {
+            input: ChatInput { model, prompt, image, dtype },
+            max_new_tokens,
+            temperature,
+            top_p,
+            top_k,
+            seed,
+        } => {
             let params = SamplingParams { temperature, top_p, top_k, max_new_tokens, ..Default::default() };
             let kind = run::parse_dtype(&dtype)?;
             let (g, text) = run::generate_text(&model, cli.device.resolve()?, kind, &prompt, &image, params, seed)?;
