@@ -1,6 +1,6 @@
 //! The layers of the Qwen2.5-VL vision tower (transformers 5.17 `modeling_qwen2_5_vl.py`):
 //!
-//! - [`RmsNorm`] is `Qwen2_5_VLRMSNorm` (computed in f32, cast back to the input kind, then scaled);
+//! - the norms are the text decoder's [`RmsNorm`] (`Qwen2_5_VLRMSNorm`) with eps [`RMS_NORM_EPS`];
 //! - [`PatchEmbed`] is `Qwen2_5_VisionPatchEmbed`;
 //! - [`VisionAttention`] is `Qwen2_5_VLVisionAttention` with `apply_rotary_pos_emb_vision`;
 //! - [`VisionMlp`] is `Qwen2_5_VLMLP(bias=True)`;
@@ -14,6 +14,8 @@
 //! the f32 fixtures come out bit-identical to transformers.
 use tch::{Kind, Tensor, nn, nn::Module};
 
+pub use crate::model::qwen2_5_vl::text::RmsNorm;
+
 /// `eps` of every RMSNorm of the vision tower (hard-coded in transformers, not a config key).
 pub const RMS_NORM_EPS: f64 = 1e-6;
 
@@ -22,24 +24,9 @@ fn linear(p: nn::Path, i: usize, o: usize) -> nn::Linear {
     nn::linear(p, i as i64, o as i64, nn::LinearConfig { bias: true, ..Default::default() })
 }
 
-#[derive(Debug)]
-pub struct RmsNorm {
-    weight: Tensor,
-}
-
-impl RmsNorm {
-    pub fn new(p: nn::Path, dim: usize) -> Self {
-        Self { weight: p.var("weight", &[dim as i64], nn::Init::Const(1.0)) }
-    }
-}
-
-impl Module for RmsNorm {
-    fn forward(&self, xs: &Tensor) -> Tensor {
-        let x = xs.to_kind(Kind::Float);
-        let var = x.pow_tensor_scalar(2).mean_dim(-1, true, Kind::Float);
-        let normed = (x * (var + RMS_NORM_EPS).rsqrt()).to_kind(xs.kind());
-        &self.weight * normed
-    }
+/// The vision tower's norms: the text decoder's [`RmsNorm`] with the vision eps.
+fn rms_norm(p: nn::Path, dim: usize) -> RmsNorm {
+    RmsNorm::new(p, dim as i64, RMS_NORM_EPS)
 }
 
 /// `(N, C*T*P*P)` flattened patches to `(N, hidden)`.
@@ -192,9 +179,9 @@ pub struct VisionBlock {
 impl VisionBlock {
     pub fn new(p: nn::Path, hidden: usize, heads: usize, intermediate: usize) -> Self {
         Self {
-            norm1: RmsNorm::new(&p / "norm1", hidden),
+            norm1: rms_norm(&p / "norm1", hidden),
             attn: VisionAttention::new(&p / "attn", hidden, heads),
-            norm2: RmsNorm::new(&p / "norm2", hidden),
+            norm2: rms_norm(&p / "norm2", hidden),
             mlp: VisionMlp::new(&p / "mlp", hidden, intermediate),
         }
     }
@@ -219,7 +206,7 @@ impl PatchMerger {
         let merged = hidden * merge * merge;
         let mlp = &p / "mlp";
         Self {
-            ln_q: RmsNorm::new(&p / "ln_q", hidden),
+            ln_q: rms_norm(&p / "ln_q", hidden),
             fc1: linear(&mlp / 0, merged, merged),
             fc2: linear(&mlp / 2, merged, out),
             merged: merged as i64,
@@ -245,7 +232,7 @@ mod tests {
     #[test]
     fn rms_norm_matches_formula() {
         let vs = nn::VarStore::new(Device::Cpu);
-        let norm = RmsNorm::new(vs.root() / "n", 4);
+        let norm = rms_norm(vs.root() / "n", 4);
         let x = Tensor::from_slice(&[1.0f32, -2.0, 3.0, -4.0]).view([1, 4]);
         let rms = (30.0f64 / 4.0 + RMS_NORM_EPS).sqrt();
         let expected = Tensor::from_slice(&[1.0, -2.0, 3.0, -4.0].map(|v: f64| (v / rms) as f32)).view([1, 4]);
