@@ -16,7 +16,7 @@
 //! - [`generate`]: [`decode_loop`] on [`Qwen2_5_VL`] (`prefill`, then one cached `decode` per step).
 //!
 //! **Log-probabilities**: `log_softmax(logits / temperature)` of the chosen token, i.e. after temperature and
-//! *before* top-k/top-p (what EasyR1's actor recomputes as `old_log_probs` and vLLM reports with
+//! *before* top-k/top-p and token suppression (what EasyR1's actor recomputes as `old_log_probs` and vLLM reports with
 //! `logprobs_mode="processed_logprobs"` when no top-k/top-p is set); with greedy decoding, of the raw logits.
 //!
 //! Deviations: transformers' `generate` defaults `top_k` to 50; here `top_k == 0` disables it (vLLM's and EasyR1's
@@ -42,11 +42,23 @@ pub struct SamplingParams {
     pub eos_token_ids: Vec<i64>,
     /// Argmax regardless of temperature.
     pub greedy: bool,
+    /// Token ids never sampled (transformers' `suppress_tokens`): their scores are set to `-inf` before the
+    /// choice. Rollouts suppress `<|image_pad|>` / `<|video_pad|>`, which would otherwise be read as image
+    /// placeholders when the response is fed back to the model.
+    pub suppress_tokens: Vec<i64>,
 }
 
 impl Default for SamplingParams {
     fn default() -> Self {
-        Self { temperature: 1.0, top_p: 1.0, top_k: 0, max_new_tokens: 256, eos_token_ids: vec![], greedy: false }
+        Self {
+            temperature: 1.0,
+            top_p: 1.0,
+            top_k: 0,
+            max_new_tokens: 256,
+            eos_token_ids: vec![],
+            greedy: false,
+            suppress_tokens: vec![],
+        }
     }
 }
 
@@ -106,6 +118,17 @@ pub fn filter_logits(scores: &Tensor, params: &SamplingParams) -> Tensor {
     s
 }
 
+/// `scores` `(B, V)` with the columns `ids` set to `-inf` (ids outside the vocabulary are ignored).
+fn suppress(scores: Tensor, ids: &[i64]) -> Tensor {
+    let vocab = *scores.size().last().unwrap_or(&0);
+    let cols: Vec<i64> = ids.iter().copied().filter(|&i| (0..vocab).contains(&i)).collect();
+    if cols.is_empty() {
+        return scores;
+    }
+    let index = Tensor::from_slice(&cols).to_device(scores.device());
+    scores.index_fill(-1, &index, f64::NEG_INFINITY)
+}
+
 /// Inverse-CDF draw per row of `probs` `(B, V)` with uniforms `u` in [0, 1): the first index whose cumulative
 /// probability exceeds `u · total` (never a zero-probability token).
 fn inverse_cdf(probs: &Tensor, u: &[f64]) -> Tensor {
@@ -142,6 +165,7 @@ pub fn decode_loop(
         let raw = logits.to_kind(Kind::Float);
         let scaled = if greedy || params.temperature == 1.0 { raw } else { raw / params.temperature };
         let logp = scaled.log_softmax(-1, Kind::Float);
+        let scaled = suppress(scaled, &params.suppress_tokens);
         let next = if greedy {
             scaled.argmax(-1, false)
         } else {

@@ -3,8 +3,12 @@
 //! (../shared/reference/papers_spec.md) and every deliberate deviation.
 pub mod advantage;
 pub mod entropy;
+pub mod experience;
 pub mod grader;
 pub mod kl;
 pub mod loss;
 pub mod pad;
 pub mod reward;
+pub mod rollout;
+pub mod trainer;
+pub mod update;

@@ -74,6 +74,18 @@ pub struct RewardScore {
     pub format: Option<f64>,
 }
 
+/// A rule reward: a pure function of (response text, ground truth, response length in tokens). The trainer
+/// takes any implementation; [`Reward`] is the papers' set.
+pub trait RewardFn {
+    fn score(&self, response: &str, ground_truth: &str, response_len: usize) -> RewardScore;
+}
+
+impl RewardFn for Reward {
+    fn score(&self, response: &str, ground_truth: &str, response_len: usize) -> RewardScore {
+        Reward::score(self, response, ground_truth, response_len)
+    }
+}
+
 impl Reward {
     /// R1-V's equal weighting.
     pub const R1V: Reward = Reward::R1vFormatAccuracy { format_weight: 0.5 };

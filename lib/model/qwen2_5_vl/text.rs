@@ -244,6 +244,11 @@ impl TextModel {
         self.layers.len()
     }
 
+    /// The parameter dtype (that of `embed_tokens`).
+    pub fn dtype(&self) -> Kind {
+        self.embed_tokens.ws.kind()
+    }
+
     /// An empty cache sized for this model.
     pub fn new_cache(&self) -> KvCache {
         KvCache::new(self.layers.len())

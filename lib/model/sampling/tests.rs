@@ -144,3 +144,19 @@ fn rejects_bad_params() {
     let e = decode_loop(t, &SamplingParams::default(), &[0, 1], |_| unreachable!()).unwrap_err();
     assert!(e.to_string().contains("seeds"), "{e}");
 }
+
+#[test]
+fn suppressed_tokens_are_never_chosen() {
+    let greedy = run(&[0, 6], &SamplingParams::greedy(6, vec![]), &[0, 0]);
+    let banned: Vec<i64> = greedy.iter().flat_map(|g| g.tokens.clone()).collect();
+    let p = SamplingParams { suppress_tokens: banned.clone(), ..SamplingParams::greedy(6, vec![]) };
+    for g in run(&[0, 6], &p, &[0, 0]) {
+        assert!(g.tokens.iter().all(|x| !banned.contains(x)), "{g:?} uses one of {banned:?}");
+    }
+    let p = SamplingParams { suppress_tokens: (0..8).chain([99]).collect(), max_new_tokens: 30, ..Default::default() };
+    for g in run(&[1, 2, 3], &p, &[4, 5, 6]) {
+        assert!(g.tokens.iter().all(|&x| x >= 8), "{g:?}");
+        // Log-probs stay those of the unsuppressed distribution (what the trainer recomputes).
+        assert!(g.logprobs.iter().all(|&l| l < 0.0 && l.is_finite()));
+    }
+}
