@@ -4,41 +4,19 @@
 //! rule reward, recomputed old log-probs, group advantages, EasyR1's clipped loss with micro-batch token-mean,
 //! k3 KL to a frozen reference, AdamW with grad clipping).
 //!
-//! The task: the prompt `[3, 100 + d, 4]` asks for the digit `d` (0–7, drawn per step from the seed); a
-//! response's text is its first token id mod 10 (so a random policy is right ~1 time in 10), graded by the
-//! answer grader against `d`.
-use std::path::Path;
+//! The task is `common::digit_prompts` (answer the digit in the prompt; chance ≈ 0.1).
+mod common;
 
+use common::{Exact, decode, digit_prompts, model_dir};
 use r1lab::model::qwen2_5_vl::Qwen2_5_VL;
 use r1lab::model::sampling::SamplingParams;
-use r1lab::repro::seed::{self, SeedDomain};
 use r1lab::rl::advantage::{AdvantageConfig, Estimator, SingletonGroup, ZeroVarianceGroup};
 use r1lab::rl::kl::KlEstimator;
 use r1lab::rl::loss::{ActorLoss, KlTerm, PolicyLoss};
-use r1lab::rl::reward::{RewardFn, RewardScore};
-use r1lab::rl::rollout::RlPrompt;
 use r1lab::rl::trainer::{GrpoConfig, GrpoState, StepMetrics, grpo_step};
 use r1lab::rl::update::UpdateConfig;
 use r1lab::tch::{Device, Kind};
 use r1lab::train::optim::{AdamW, AdamWConfig, Frozen};
-use rand::Rng;
-
-fn model_dir() -> std::path::PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/qwen2_5_vl_model/model")
-}
-
-struct Exact;
-
-impl RewardFn for Exact {
-    fn score(&self, response: &str, ground_truth: &str, _len: usize) -> RewardScore {
-        let ok = r1lab::rl::grader::grade_answer(response, ground_truth);
-        RewardScore { overall: f64::from(u8::from(ok)), accuracy: Some(f64::from(u8::from(ok))), format: None }
-    }
-}
-
-fn decode(ids: &[i64]) -> anyhow::Result<String> {
-    Ok(ids.first().map(|t| (t % 10).to_string()).unwrap_or_default())
-}
 
 fn config() -> GrpoConfig {
     let loss = ActorLoss {
@@ -84,13 +62,7 @@ fn run(base_seed: u64, steps: u64) -> Vec<StepMetrics> {
     let mut state = GrpoState { policy: &policy, reference: Some(&reference), optimizer: &mut optimizer, updates: 0 };
     let mut out = vec![];
     for step in 0..steps {
-        let mut rng = seed::rng(base_seed, SeedDomain::DataOrder, step, 0, 0);
-        let prompts: Vec<RlPrompt> = (0..8)
-            .map(|i| {
-                let d: i64 = rng.random_range(0..8);
-                RlPrompt::from_ids(step * 8 + i, vec![3, 100 + d, 4], &d.to_string())
-            })
-            .collect();
+        let prompts = digit_prompts(base_seed, step, 8, step * 8);
         let (m, samples) = grpo_step(&mut state, &prompts, &cfg, &Exact, base_seed, step, 0, decode, |_| 3e-3).unwrap();
         assert_eq!(samples.len(), 64);
         out.push(m);

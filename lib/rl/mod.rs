@@ -10,5 +10,7 @@ pub mod loss;
 pub mod pad;
 pub mod reward;
 pub mod rollout;
+pub mod run;
+pub mod schedule;
 pub mod trainer;
 pub mod update;

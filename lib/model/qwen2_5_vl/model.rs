@@ -113,6 +113,28 @@ impl Qwen2_5_VL {
         self.vs.as_mut()
     }
 
+    /// A frozen copy with its own VarStore on the same device and in the same dtype: the reference policy of RL
+    /// (`π_ref`, papers_spec §0.2 step 3). Needs a model that owns its VarStore.
+    pub fn frozen_copy(&self) -> Result<Self> {
+        let src = self.vs.as_ref().context("frozen_copy needs a model that owns its VarStore (from_dir)")?;
+        let mut vs = nn::VarStore::new(self.device);
+        vs.set_kind(self.text.dtype());
+        let mut model = Self::new(&vs.root(), &self.config)?;
+        vs.copy(src).context("copying the weights into the reference model")?;
+        vs.freeze();
+        model.vs = Some(vs);
+        Ok(model)
+    }
+
+    /// Overwrites this model's weights with `other`'s (same config; both must own their VarStores). Used to reset
+    /// the reference policy to the current policy at a PTST stage boundary.
+    pub fn copy_weights_from(&mut self, other: &Self) -> Result<()> {
+        ensure!(self.config == other.config, "copy_weights_from: the two models have different configs");
+        let src = other.vs.as_ref().context("copy_weights_from: the source does not own its VarStore")?;
+        let dst = self.vs.as_mut().context("copy_weights_from: the target does not own its VarStore")?;
+        dst.copy(src).context("copying model weights")
+    }
+
     /// Device of the weights.
     pub fn device(&self) -> Device {
         self.device
@@ -251,6 +273,27 @@ mod tests {
         let d = (&f - &b).abs().max().double_value(&[]);
         let scale = f.abs().max().double_value(&[]);
         assert!(d < 0.05 * scale.max(1.0), "bf16 vs f32: {d} (|logits| ≤ {scale})");
+    }
+
+    #[test]
+    fn frozen_copy_is_independent_of_later_training() {
+        let mut m = Qwen2_5_VL::from_dir(&fixture(), Device::Cpu, Kind::Float).unwrap();
+        let copy = m.frozen_copy().unwrap();
+        let ids = Tensor::from_slice2(&[[3i64, 4, 5]]);
+        let logits = |m: &Qwen2_5_VL| tch::no_grad(|| m.forward(&ids, None, None).unwrap());
+        let before = logits(&m);
+        assert_eq!((logits(&copy) - &before).abs().max().double_value(&[]), 0.0);
+        tch::no_grad(|| {
+            for (_, mut t) in m.var_store().unwrap().variables() {
+                let _ = t.g_add_scalar_(0.01);
+            }
+        });
+        assert!((logits(&m) - &before).abs().max().double_value(&[]) > 0.0);
+        assert_eq!((logits(&copy) - &before).abs().max().double_value(&[]), 0.0, "the copy shares storage");
+        assert!(copy.var_store().unwrap().variables().values().all(|t| !t.requires_grad()));
+        let mut copy = copy;
+        copy.copy_weights_from(&m).unwrap();
+        assert_eq!((logits(&copy) - logits(&m)).abs().max().double_value(&[]), 0.0);
     }
 
     #[test]

@@ -17,6 +17,7 @@ use crate::rl::kl::KlEstimator;
 use crate::rl::loss::{ActorLoss, Aggregation, EntropyTerm, KlTerm, LogRatioClamp, PolicyLoss, Surrogate};
 use crate::rl::pad::{Pad, TauSchedule};
 use crate::rl::reward::{EfficientLength, Reward};
+use crate::rl::schedule::{self as rl_schedule, Ptst};
 
 /// `[train]`: what the stage does.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -438,6 +439,29 @@ impl GrpoSettings {
 
     pub fn pad(&self) -> Option<Pad> {
         self.pad.map(|p| p.method.into())
+    }
+
+    /// The PTST schedule with its carry-over rules (`rl::schedule::Ptst`).
+    pub fn ptst(&self) -> Ptst {
+        Ptst {
+            stages: self
+                .schedule
+                .iter()
+                .map(|s| rl_schedule::LengthStage {
+                    max_new_tokens: s.max_new_tokens as usize,
+                    group_size: s.group_size as usize,
+                    steps: u64::from(s.steps),
+                })
+                .collect(),
+            optimizer: match self.carry_over.optimizer {
+                OptimizerCarry::Reset => rl_schedule::OptimizerCarry::Reset,
+                OptimizerCarry::Carry => rl_schedule::OptimizerCarry::Carry,
+            },
+            reference: match self.carry_over.reference {
+                ReferencePolicy::ManifestInit => rl_schedule::ReferencePolicy::ManifestInit,
+                ReferencePolicy::StageInit => rl_schedule::ReferencePolicy::StageInit,
+            },
+        }
     }
 
     /// Total RL steps over the schedule.
