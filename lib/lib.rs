@@ -15,6 +15,8 @@
 //! - [`train`]: AdamW with frozen parameters and grad-norm clipping that skips non-finite steps; LR schedules.
 //! - [`eval`]: benchmark scoring faithful to the official scripts (MathVista: `r1lab score mathvista`).
 //! - [`hub`]: Hugging Face Hub files pinned by commit and sha256, fetched with hf-hub into the Python-compatible cache.
+//! - [`pipeline`]: `r1lab run MANIFEST`: one stage from its manifest to a complete run record (SFT or GRPO/PTST,
+//!   evaluation, checkpoints, resume).
 //! - [`repro`]: experiment manifests (TOML, validated, hashed), stateless seeds, run records.
 //!
 //! Notebooks depend only on this crate (`:dep r1lab = { path = ".." }`), so the heavy crates are
@@ -27,6 +29,7 @@ pub mod hub;
 pub mod io;
 pub mod model;
 pub mod notebook;
+pub mod pipeline;
 pub mod plot;
 pub mod processor;
 pub mod repro;

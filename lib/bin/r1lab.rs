@@ -8,6 +8,7 @@ use r1lab::demo::{self, DemoConfig};
 use r1lab::eval::mathvista::{self, AccuracyFormat, NormalizeOptions};
 use r1lab::model::qwen2_5_vl::model::run;
 use r1lab::model::sampling::SamplingParams;
+use r1lab::pipeline::RunOptions;
 use r1lab::rl::grader::pairs;
 
 #[derive(Parser)]
@@ -61,6 +62,26 @@ enum Command {
     Data {
         #[command(subcommand)]
         command: r1lab::data::cli::DataCommand,
+    },
+    /// The tiny Qwen2.5-VL of the embedded default: `tiny init [--cache DIR] [--seed N]` builds it into the Hub cache.
+    Tiny {
+        #[command(subcommand)]
+        command: r1lab::model::tiny::cli::TinyCommand,
+    },
+    /// Run one experiment stage from its manifest (SFT or GRPO/PTST) into artifacts/runs/<run id>/: run.json,
+    /// metrics.parquet, plots, samples, evaluations, checkpoints.
+    Run {
+        /// The manifest (TOML), e.g. experiments/embedded/vision_r1_cold_start.toml.
+        manifest: PathBuf,
+        /// Folder of run folders.
+        #[arg(long, default_value = "artifacts/runs")]
+        runs: PathBuf,
+        /// Continue the unfinished run of this manifest from its newest checkpoint.
+        #[arg(long)]
+        resume: bool,
+        /// No progress bars.
+        #[arg(long)]
+        quiet: bool,
     },
     /// Run Qwen2.5-VL on one chat prompt (+ images) and write logits, input_ids, pixel_values, image_grid_thw.
     Forward {
@@ -161,6 +182,21 @@ fn main() -> Result<()> {
         Command::Grade { pairs } => grade(&pairs)?,
         Command::Hub { command } => r1lab::hub::cli::run(&command)?,
         Command::Data { command } => r1lab::data::cli::run(&command)?,
+        Command::Tiny { command } => r1lab::model::tiny::cli::run(&command)?,
+        Command::Run { manifest, runs, resume, quiet } => {
+            let opts = RunOptions {
+                repo_root: std::env::current_dir()?,
+                runs_root: runs,
+                device: cli.device,
+                resume,
+                progress: !quiet,
+            };
+            let out = r1lab::pipeline::run_manifest(&manifest, &opts)?;
+            println!("run {} finished: {}", out.record.run_id, out.dir.display());
+            for (k, v) in &out.final_metrics {
+                println!("  {k} = {v:.4}");
+            }
+        }
         Command::Forward { input: ChatInput { model, prompt, image, dtype }, out } => {
             let inputs =
                 run::forward_to_file(&model, cli.device.resolve()?, run::parse_dtype(&dtype)?, &prompt, &image, &out)?;

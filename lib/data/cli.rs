@@ -13,6 +13,8 @@ use super::synthetic::{Config, Family, Split};
 pub enum DataCommand {
     /// Generate the synthetic visual reasoning task family (EasyR1 parquet, sharegpt JSON, traces).
     Synth(SynthArgs),
+    /// Vision-R1 modality bridging on the synthetic family: describe, reason, filter (`data::bridging`).
+    Bridge(super::bridging::cli::BridgeArgs),
 }
 
 #[derive(Debug, Args)]
@@ -48,7 +50,10 @@ pub fn parse_families(s: &str) -> Result<Vec<Family>> {
 }
 
 pub fn run(cmd: &DataCommand) -> Result<()> {
-    let DataCommand::Synth(a) = cmd;
+    let a = match cmd {
+        DataCommand::Synth(a) => a,
+        DataCommand::Bridge(b) => return super::bridging::cli::run(b),
+    };
     let families = parse_families(&a.family)?;
     let cfg = Config { seed: a.seed, level: a.level, size: a.size };
     let done = export(&a.out, &families, &cfg, a.split, a.n)?;

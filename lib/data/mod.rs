@@ -7,6 +7,7 @@
 //!
 //! The readers accept what the writers write and the shapes real releases use, so synthetic and
 //! real data go through the same loaders.
+pub mod bridging;
 pub mod cli;
 pub mod easyr1;
 pub mod sharegpt;

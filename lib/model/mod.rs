@@ -2,3 +2,4 @@
 //! mirror HF `config.json`, weight paths equal to HF keys.
 pub mod qwen2_5_vl;
 pub mod sampling;
+pub mod tiny;

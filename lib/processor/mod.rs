@@ -10,5 +10,6 @@ pub mod chat;
 pub mod image;
 pub mod resample;
 pub mod tokenizer;
+pub mod train_bpe;
 
 pub use self::image::{ImageInputs, ImageProcessorConfig, expand_image_pads, load_image, smart_resize};

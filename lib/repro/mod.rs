@@ -7,6 +7,7 @@
 //! - [`record`]: `run.json` written at start and finalised atomically, `metrics.parquet`, `plots/*.png` (B10).
 //!
 //! Not here yet: `r1lab lock` / `run`, checkpoints and exact resume, replay, sweeps (issue 5 items 2, 4–6).
+pub mod checkpoint;
 pub mod manifest;
 pub mod record;
 pub mod seed;

@@ -188,6 +188,30 @@ impl Run {
         Ok(run)
     }
 
+    /// Reopens `<runs_root>/<run_id>/` to continue it: the record must exist, be for the same manifest (same
+    /// sha256) and not be finished; its status goes back to `running` (the error of a failed attempt is cleared).
+    pub fn reopen(runs_root: &Path, run_id: &str, manifest: &Manifest) -> Result<Self> {
+        let dir = runs_root.join(run_id);
+        let mut record = RunRecord::read(&dir).context("--resume needs the run folder of an earlier attempt")?;
+        ensure!(
+            record.manifest_sha256 == manifest.sha256()?,
+            "{} was made from a different manifest (sha256 {}); it cannot be resumed with this one",
+            dir.display(),
+            record.manifest_sha256
+        );
+        ensure!(
+            record.status != Status::Finished,
+            "run {run_id} in {} already finished; nothing to resume",
+            dir.display()
+        );
+        record.status = Status::Running;
+        record.error = None;
+        record.end_time = None;
+        let run = Run { dir, record };
+        run.write()?;
+        Ok(run)
+    }
+
     pub fn dir(&self) -> &Path {
         &self.dir
     }
@@ -260,6 +284,51 @@ impl Metrics {
         }
         self.rows.insert(step, row);
         Ok(())
+    }
+
+    /// Adds values to the row of `step`, which must be the last row (merged; each name once) or a new, later one:
+    /// an evaluation logged at the step whose training metrics are already in.
+    pub fn append(&mut self, step: u64, values: &[(&str, f64)]) -> Result<()> {
+        match self.rows.last_key_value() {
+            Some((&last, _)) if last == step => {
+                let row = self.rows.get_mut(&step).expect("last row exists");
+                for (name, v) in values {
+                    ensure!(!name.is_empty() && *name != "step", "metric name {name:?} is reserved or empty");
+                    ensure!(
+                        row.insert((*name).to_owned(), *v).is_none(),
+                        "metric {name:?} logged twice at step {step}"
+                    );
+                }
+                Ok(())
+            }
+            _ => self.log(step, values),
+        }
+    }
+
+    /// Reads a table written by [`Metrics::write_parquet`] (to continue a resumed run), keeping the rows of steps
+    /// `< until` (those of the checkpoint the run resumes from and before).
+    pub fn read_parquet(path: &Path, until: u64) -> Result<Self> {
+        use polars::prelude::{ParquetReader, SerReader};
+        let file = std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
+        let df = ParquetReader::new(file).finish().with_context(|| format!("reading {}", path.display()))?;
+        let steps = df.column("step")?.u64().with_context(|| format!("{}: `step` is not u64", path.display()))?;
+        let names: Vec<String> =
+            df.get_column_names().iter().map(|n| n.to_string()).filter(|n| n.as_str() != "step").collect();
+        let mut out = Self::new();
+        for i in 0..df.height() {
+            let step = steps.get(i).with_context(|| format!("{}: row {i} has no step", path.display()))?;
+            if step >= until {
+                continue;
+            }
+            let mut row = BTreeMap::new();
+            for name in &names {
+                if let Some(v) = df.column(name)?.f64()?.get(i) {
+                    row.insert(name.clone(), v);
+                }
+            }
+            out.rows.insert(step, row);
+        }
+        Ok(out)
     }
 
     pub fn len(&self) -> usize {

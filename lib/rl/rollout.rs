@@ -125,17 +125,24 @@ pub struct Rollout {
     pub seed: u64,
 }
 
-/// What fixes the rollout seeds of one RL step.
+/// What fixes the sampling seeds of one batch of generations.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RolloutSeeds {
     pub base: u64,
-    /// The global RL step (PTST stages continue the count).
+    /// `Rollout` for training, `Eval` for evaluation.
+    pub domain: SeedDomain,
+    /// The global RL step (PTST stages continue the count), or the evaluated checkpoint's step.
     pub step: u64,
 }
 
 impl RolloutSeeds {
+    /// The seeds of RL step `step`.
+    pub fn rollout(base: u64, step: u64) -> Self {
+        Self { base, domain: SeedDomain::Rollout, step }
+    }
+
     pub fn of(&self, uid: u64, sample: usize) -> u64 {
-        seed::derive(self.base, SeedDomain::Rollout, self.step, uid, sample as u64)
+        seed::derive(self.base, self.domain, self.step, uid, sample as u64)
     }
 }
 
@@ -211,9 +218,10 @@ mod tests {
         let (ids, mask) = left_pad(&[&[5, 6, 7], &[8]], 0, Device::Cpu);
         assert_eq!(Vec::<i64>::try_from(ids.view(-1)).unwrap(), vec![5, 6, 7, 0, 0, 8]);
         assert_eq!(Vec::<i64>::try_from(mask.view(-1)).unwrap(), vec![1, 1, 1, 0, 0, 1]);
-        let s = RolloutSeeds { base: 7, step: 3 };
+        let s = RolloutSeeds::rollout(7, 3);
         assert_eq!(s.of(11, 2), seed::derive(7, SeedDomain::Rollout, 3, 11, 2));
         assert_ne!(s.of(11, 2), s.of(11, 3));
-        assert_ne!(s.of(11, 2), RolloutSeeds { base: 7, step: 4 }.of(11, 2));
+        assert_ne!(s.of(11, 2), RolloutSeeds::rollout(7, 4).of(11, 2));
+        assert_ne!(s.of(11, 2), RolloutSeeds { domain: SeedDomain::Eval, ..s }.of(11, 2));
     }
 }

@@ -147,7 +147,7 @@ pub fn grpo_step(
         "the loss has a KL term but no reference model was given"
     );
     let t0 = Instant::now();
-    let seeds = RolloutSeeds { base: base_seed, step };
+    let seeds = RolloutSeeds::rollout(base_seed, step);
     let rollouts =
         rollout(state.policy, prompts, cfg.group_size, &cfg.sampling, seeds, cfg.rollout_chunk, pad_id, decode)?;
     let t_rollout = t0.elapsed().as_secs_f64();

@@ -2,3 +2,4 @@
 //! ([`labels`]) and the next-token cross-entropy with its gradient-accumulation normalisation ([`loss`]).
 pub mod labels;
 pub mod loss;
+pub mod trainer;

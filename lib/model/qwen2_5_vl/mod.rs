@@ -11,6 +11,7 @@
 pub mod config;
 pub mod model;
 pub mod rope;
+pub mod save;
 pub mod text;
 pub mod vision;
 pub mod weights;

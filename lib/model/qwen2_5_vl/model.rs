@@ -277,7 +277,7 @@ mod tests {
 
     #[test]
     fn frozen_copy_is_independent_of_later_training() {
-        let mut m = Qwen2_5_VL::from_dir(&fixture(), Device::Cpu, Kind::Float).unwrap();
+        let m = Qwen2_5_VL::from_dir(&fixture(), Device::Cpu, Kind::Float).unwrap();
         let copy = m.frozen_copy().unwrap();
         let ids = Tensor::from_slice2(&[[3i64, 4, 5]]);
         let logits = |m: &Qwen2_5_VL| tch::no_grad(|| m.forward(&ids, None, None).unwrap());

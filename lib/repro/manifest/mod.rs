@@ -103,6 +103,16 @@ pub struct EvalSuite {
     pub max_new_tokens: u32,
     pub temperature: f64,
     pub top_p: f64,
+    /// The split (file stem) of the source to evaluate on.
+    #[serde(default = "default_eval_split")]
+    pub split: String,
+    /// How responses are scored; left out: the stage's GRPO reward, or Vision-R1's hard formatting reward.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scorer: Option<train::RewardSpec>,
+}
+
+fn default_eval_split() -> String {
+    "test".into()
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -1,0 +1,251 @@
+//! The GRPO stage of `r1lab run` (Vision-R1 PTST, papers_spec §1.5; ReVisual-R1 MRL/TRL, §2.5–2.9): EasyR1
+//! records → prompts, [`crate::rl::run::GrpoRunner`] over the PTST schedule, per-step metrics, every sampled
+//! response in `samples.parquet`, evaluations and checkpoints.
+//!
+//! Prompts: the data file's rows in order (uid = row index); a prompt longer than
+//! `data.filters.max_prompt_tokens` (else `train.sampling.max_prompt_tokens`) is dropped and counted (EasyR1
+//! `filter_overlong_prompts`); `data.filters.max_examples` keeps the first N rows; image pixel bounds from
+//! `data.filters` override the checkpoint's `preprocessor_config.json`. Rollouts never sample `<|image_pad|>` /
+//! `<|video_pad|>` ([`crate::model::sampling::SamplingParams::suppress_tokens`]).
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use anyhow::{Context, Result, ensure};
+use polars::prelude::{Column, DataFrame, ParquetWriter};
+
+use super::{StageContext, last_values};
+use crate::data::easyr1;
+use crate::eval::heldout::{EvalSampling, evaluate};
+use crate::io::write_atomic_with;
+use crate::model::qwen2_5_vl::Qwen2_5_VL;
+use crate::model::qwen2_5_vl::model::run::{eos_token_ids, load};
+use crate::model::sampling::SamplingParams;
+use crate::processor::chat::{ChatProcessor, PREPROCESSOR_CONFIG_FILE};
+use crate::processor::image::ImageProcessorConfig;
+use crate::repro::checkpoint::{self, CheckpointParts, TrainerKind, TrainerState};
+use crate::repro::manifest::{DataFilters, GrpoSettings};
+use crate::rl::reward::{Reward, RewardFn};
+use crate::rl::rollout::RlPrompt;
+use crate::rl::run::{GrpoRunConfig, GrpoRunner};
+use crate::rl::trainer::{SampleRow, StepMetrics};
+
+/// Sequences per generate / log-prob call.
+const CHUNK: usize = 64;
+
+/// The checkpoint's image processor with the manifest's pixel bounds.
+pub fn image_config(model_dir: &Path, filters: &DataFilters) -> Result<ImageProcessorConfig> {
+    let pre = model_dir.join(PREPROCESSOR_CONFIG_FILE);
+    let mut cfg = if pre.exists() { ImageProcessorConfig::from_file(&pre)? } else { ImageProcessorConfig::default() };
+    if let Some(p) = filters.min_pixels {
+        cfg.min_pixels = Some(p);
+    }
+    if let Some(p) = filters.max_pixels {
+        cfg.max_pixels = Some(p);
+    }
+    cfg.validate()?;
+    Ok(cfg)
+}
+
+/// EasyR1 records of `file` as prompts, with the number dropped for length.
+pub fn load_prompts(
+    file: &Path,
+    processor: &ChatProcessor,
+    image_cfg: &ImageProcessorConfig,
+    max_prompt_tokens: usize,
+    max_examples: Option<u64>,
+) -> Result<(Vec<RlPrompt>, usize)> {
+    let records = easyr1::read_parquet(file)?;
+    let dir = file.parent().unwrap_or(Path::new("."));
+    let limit = max_examples.map_or(records.len(), |m| (m as usize).min(records.len()));
+    let mut out = Vec::with_capacity(limit);
+    let mut dropped = 0;
+    for (i, r) in records.iter().take(limit).enumerate() {
+        let p = RlPrompt::from_record(processor, image_cfg, r, i as u64, dir)?;
+        if p.input_ids.len() > max_prompt_tokens {
+            dropped += 1;
+        } else {
+            out.push(p);
+        }
+    }
+    ensure!(!out.is_empty(), "{}: no prompt is within {max_prompt_tokens} tokens", file.display());
+    Ok((out, dropped))
+}
+
+fn step_values(m: &StepMetrics, stage: usize) -> Vec<(&'static str, f64)> {
+    let u = &m.update;
+    let mut v = vec![
+        ("stage", stage as f64),
+        ("reward_mean", m.reward_mean),
+        ("reward_std", m.reward_std),
+        ("response_len_mean", m.response_len_mean),
+        ("response_len_max", m.response_len_max as f64),
+        ("truncation_rate", m.truncation_rate),
+        ("zero_variance_frac", m.zero_variance_frac),
+        ("pg_loss", u.pg_loss),
+        ("clip_frac", u.clip_frac),
+        ("ppo_kl", u.ppo_kl),
+        ("grad_norm", u.grad_norm),
+        ("lr", u.lr),
+        ("optimizer_steps", u.optimizer_steps as f64),
+        ("skipped_steps", u.skipped_steps as f64),
+        ("tokens_per_s", m.tokens_per_s),
+        ("time_rollout_s", m.time_rollout_s),
+        ("time_log_prob_s", m.time_log_prob_s),
+        ("time_update_s", m.time_update_s),
+        ("time_total_s", m.time_total_s),
+    ];
+    let optional = [
+        ("accuracy", m.accuracy),
+        ("format_rate", m.format_rate),
+        ("kl", u.kl),
+        ("entropy", u.entropy),
+        ("entropy_coef", u.entropy.map(|_| u.entropy_coef)),
+        ("pad_effective", m.pad_effective.map(|x| x as f64)),
+        ("pad_selected", m.pad_selected.map(|x| x as f64)),
+    ];
+    v.extend(optional.into_iter().filter_map(|(k, x)| x.map(|x| (k, x))));
+    v
+}
+
+/// Writes `samples.parquet`: one row per sampled response.
+pub fn write_samples(path: &Path, rows: &[SampleRow]) -> Result<()> {
+    let col = |name: &str, v: Vec<f64>| Column::new(name.into(), v);
+    let mut df = DataFrame::new(
+        rows.len(),
+        vec![
+            Column::new("step".into(), rows.iter().map(|r| r.step).collect::<Vec<_>>()),
+            Column::new("prompt_uid".into(), rows.iter().map(|r| r.prompt_uid).collect::<Vec<_>>()),
+            Column::new("sample".into(), rows.iter().map(|r| r.sample as u64).collect::<Vec<_>>()),
+            Column::new("text".into(), rows.iter().map(|r| r.text.clone()).collect::<Vec<_>>()),
+            Column::new("response_len".into(), rows.iter().map(|r| r.response_len as u64).collect::<Vec<_>>()),
+            Column::new("truncated".into(), rows.iter().map(|r| r.truncated).collect::<Vec<_>>()),
+            col("reward", rows.iter().map(|r| r.reward.overall).collect()),
+            Column::new("accuracy".into(), rows.iter().map(|r| r.reward.accuracy).collect::<Vec<_>>()),
+            Column::new("format".into(), rows.iter().map(|r| r.reward.format).collect::<Vec<_>>()),
+            col("advantage", rows.iter().map(|r| r.advantage).collect()),
+            Column::new("selected".into(), rows.iter().map(|r| r.selected as u64).collect::<Vec<_>>()),
+        ],
+    )
+    .map_err(|e| anyhow::anyhow!("building the samples table: {e}"))?;
+    write_atomic_with(path, |w| {
+        ParquetWriter::new(w).finish(&mut df)?;
+        Ok(())
+    })
+}
+
+/// Runs the manifest's eval suites on `model` at `step`; `default_reward` scores suites without a scorer.
+pub fn run_evals(
+    ctx: &mut StageContext,
+    model: &Qwen2_5_VL,
+    processor: &ChatProcessor,
+    image_cfg: &ImageProcessorConfig,
+    default_reward: Reward,
+    step: u64,
+    only_due: bool,
+) -> Result<()> {
+    let eos = eos_token_ids(model, processor);
+    let suppress = vec![model.config.image_token_id, model.config.video_token_id];
+    let pad = i64::from(processor.pad_id());
+    let decode = |ids: &[i64]| processor.tokenizer.decode(&ids.iter().map(|&t| t as u32).collect::<Vec<_>>(), true);
+    for sd in ctx.suites.clone() {
+        let suite = &ctx.manifest.eval[sd.index];
+        if only_due && !suite.every_steps.is_some_and(|k| step > 0 && step.is_multiple_of(k)) {
+            continue;
+        }
+        let (prompts, _) = load_prompts(&sd.file, processor, image_cfg, usize::MAX, None)?;
+        let reward: Reward = suite.scorer.map_or(default_reward, Into::into);
+        let params = SamplingParams {
+            temperature: suite.temperature,
+            top_p: suite.top_p,
+            max_new_tokens: suite.max_new_tokens as usize,
+            eos_token_ids: eos.clone(),
+            greedy: suite.temperature == 0.0,
+            suppress_tokens: suppress.clone(),
+            ..Default::default()
+        };
+        let s = EvalSampling { params, chunk: CHUNK, base_seed: ctx.manifest.seeds.base, step };
+        let (summary, rows) = evaluate(model, &prompts, &reward as &dyn RewardFn, &s, pad, decode)
+            .with_context(|| format!("evaluating {}", suite.name))?;
+        let name = suite.name.clone();
+        ctx.log_eval(step, &name, &summary, &rows)?;
+    }
+    Ok(())
+}
+
+/// Runs a GRPO stage; returns the final metrics.
+pub fn run_stage(ctx: &mut StageContext, s: &GrpoSettings) -> Result<BTreeMap<String, f64>> {
+    let (mut model, processor) = load(&ctx.model_dir, ctx.device, ctx.kind)?;
+    let filters = &ctx.manifest.data.filters;
+    let image_cfg = image_config(&ctx.model_dir, filters)?;
+    let max_prompt = filters.max_prompt_tokens.unwrap_or(u64::from(s.sampling.max_prompt_tokens)) as usize;
+    let (data, dropped) = load_prompts(&ctx.data_file, &processor, &image_cfg, max_prompt, filters.max_examples)?;
+    let eos = eos_token_ids(&model, &processor);
+    let suppress = vec![model.config.image_token_id, model.config.video_token_id];
+    let cfg = GrpoRunConfig::from_settings(s, ctx.manifest.seeds.base, eos, suppress, CHUNK)?;
+    cfg.validate(data.len())?;
+    let reward = s.reward();
+    let pad = i64::from(processor.pad_id());
+    let manifest_sha = ctx.manifest.sha256()?;
+    let run_id = ctx.run.record().run_id.clone();
+    let model_dir = ctx.model_dir.clone();
+    let policy = &mut model;
+    let mut runner = GrpoRunner::new(cfg, policy)?;
+    let mut samples: Vec<SampleRow> = Vec::new();
+    if let Some(dir) = ctx.resume_from.clone() {
+        let info = checkpoint::verify(&dir)?;
+        info.require_manifest(&manifest_sha)?;
+        checkpoint::load_into(&info, runner.policy, Some(&mut runner.optimizer), runner.reference.as_mut())?;
+        (runner.next_step, runner.updates) = (info.trainer.next_step, info.trainer.updates);
+        ctx.metrics =
+            crate::repro::record::Metrics::read_parquet(&ctx.run.dir().join("metrics.parquet"), runner.next_step + 1)?;
+    } else {
+        ctx.metrics.log(0, &[("prompts_dropped_for_length", dropped as f64)])?;
+        run_evals(ctx, runner.policy, &processor, &image_cfg, reward, 0, false)?;
+    }
+    let total = runner.cfg.ptst.total_steps();
+    let bar = super::sft::progress_bar(ctx.progress, total, "grpo");
+    bar.set_position(runner.next_step);
+    let decode = |ids: &[i64]| processor.tokenizer.decode(&ids.iter().map(|&t| t as u32).collect::<Vec<_>>(), true);
+    while !runner.is_done() {
+        let (pos, m, rows) = runner.step(&data, &reward as &dyn RewardFn, pad, decode)?;
+        let step = m.step + 1;
+        ctx.metrics.append(step, &step_values(&m, pos.stage))?;
+        samples.extend(rows);
+        bar.set_message(format!("stage {} reward {:.3} len {:.0}", pos.stage + 1, m.reward_mean, m.response_len_mean));
+        bar.inc(1);
+        let last = runner.is_done();
+        run_evals(ctx, runner.policy, &processor, &image_cfg, reward, step, !last)?;
+        if last || step.is_multiple_of(ctx.manifest.checkpoint.every_steps) {
+            let trainer = TrainerState {
+                kind: TrainerKind::Grpo,
+                next_step: runner.next_step,
+                updates: runner.updates,
+                stage: pos.stage,
+                manifest_sha256: manifest_sha.clone(),
+                run_id: run_id.clone(),
+                counters: BTreeMap::new(),
+            };
+            let parts = CheckpointParts {
+                model: runner.policy,
+                processor_dir: Some(&model_dir),
+                optimizer: ctx.manifest.checkpoint.include_optimizer.then_some(&runner.optimizer),
+                reference: runner.reference.as_ref(),
+                trainer: &trainer,
+                keep_last: ctx.manifest.checkpoint.keep_last,
+            };
+            let info = checkpoint::save(ctx.run.dir(), step, &parts)?;
+            let rel =
+                format!("{}/checkpoint.json", info.dir.strip_prefix(ctx.run.dir()).unwrap_or(&info.dir).display());
+            ctx.run.add_output(&rel)?;
+            ctx.flush_metrics(&["reward_mean", "accuracy", "response_len_mean", "kl", "entropy"])?;
+        }
+    }
+    bar.finish();
+    let samples_path =
+        ctx.run.dir().join(format!("samples-from-step{:06}.parquet", samples.first().map_or(0, |s| s.step)));
+    write_samples(&samples_path, &samples)?;
+    let rel = samples_path.file_name().unwrap().to_string_lossy().to_string();
+    ctx.run.add_output(&rel)?;
+    ctx.flush_metrics(&["reward_mean", "accuracy", "response_len_mean", "kl", "entropy"])?;
+    Ok(last_values(&ctx.metrics))
+}

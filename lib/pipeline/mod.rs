@@ -1,0 +1,177 @@
+//! `r1lab run MANIFEST`: one experiment stage from its manifest to a complete run record (issue 5; style_anchors
+//! B9–B10). The same code runs the 7B stages on a GPU and the embedded default on a CPU.
+//!
+//! 1. Load and validate the manifest; the run id is `record::run_id` (manifest hash, code commit, seed).
+//! 2. Resolve the model, the data and the eval suites to local files ([`resolve`]), hashing every input.
+//! 3. Start the run record (`run.json`, status `running`), or reopen it with `--resume` and continue from its
+//!    newest complete checkpoint.
+//! 4. Train: SFT ([`sft`]) or GRPO under the PTST schedule ([`grpo`]), logging every step to `metrics.parquet`,
+//!    evaluating the suites every `every_steps` and at the end ([`crate::eval::heldout`]), and checkpointing every
+//!    `checkpoint.every_steps` and at the end ([`crate::repro::checkpoint`]).
+//! 5. Finish the record with the outputs' hashes and the final metrics (`final_metrics.json`); on error, mark it
+//!    failed with the error and return the error.
+pub mod grpo;
+pub mod resolve;
+pub mod sft;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use tch::{Device, Kind};
+
+use crate::backend::{DeviceSpec, EnvInfo};
+use crate::eval::heldout::EvalSummary;
+use crate::hub::Hub;
+use crate::io::write_atomic;
+use crate::model::qwen2_5_vl::model::run::parse_dtype;
+use crate::repro::manifest::{Manifest, TrainSettings};
+use crate::repro::record::{CodeState, Metrics, Run, RunRecord, run_id};
+use resolve::{Resolved, Roots};
+
+/// How `r1lab run` runs a manifest.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    /// Repository root: relative local sources are resolved against it, the code commit is read from it.
+    pub repo_root: PathBuf,
+    /// Where run folders go (`artifacts/runs`).
+    pub runs_root: PathBuf,
+    pub device: DeviceSpec,
+    /// Continue a run whose record says `running` or `failed` from its newest checkpoint.
+    pub resume: bool,
+    /// Draw progress bars on stderr (when it is a terminal).
+    pub progress: bool,
+}
+
+/// What a finished run produced.
+#[derive(Debug, Clone)]
+pub struct RunOutcome {
+    pub dir: PathBuf,
+    pub record: RunRecord,
+    /// Last value of every logged metric plus the final evaluation.
+    pub final_metrics: BTreeMap<String, f64>,
+}
+
+/// A resolved eval suite.
+#[derive(Debug, Clone)]
+pub struct SuiteData {
+    pub index: usize,
+    pub file: PathBuf,
+}
+
+/// Everything a stage runner gets.
+pub struct StageContext<'a> {
+    pub manifest: &'a Manifest,
+    pub model_dir: PathBuf,
+    pub data_file: PathBuf,
+    pub suites: Vec<SuiteData>,
+    pub device: Device,
+    pub kind: Kind,
+    pub run: &'a mut Run,
+    pub metrics: Metrics,
+    pub progress: bool,
+    /// Resume from this checkpoint folder.
+    pub resume_from: Option<PathBuf>,
+}
+
+impl StageContext<'_> {
+    /// Writes the metrics table and plots so far (after every evaluation and at the end).
+    pub fn flush_metrics(&mut self, plot: &[&str]) -> Result<()> {
+        self.run.write_metrics(&self.metrics, plot)
+    }
+
+    /// Logs an evaluation at `step` and writes its rows to `eval/<suite>-step<step>.jsonl`.
+    pub fn log_eval(
+        &mut self,
+        step: u64,
+        suite: &str,
+        summary: &EvalSummary,
+        rows: &[crate::eval::heldout::EvalRow],
+    ) -> Result<()> {
+        let values = summary.metrics(suite);
+        let named: Vec<(&str, f64)> = values.iter().map(|(k, v)| (k.as_str(), *v)).collect();
+        self.metrics.append(step, &named)?;
+        let mut text = String::new();
+        for r in rows {
+            text.push_str(&serde_json::to_string(r)?);
+            text.push('\n');
+        }
+        let rel = format!("eval/{suite}-step{step:06}.jsonl");
+        let path = self.run.dir().join(&rel);
+        std::fs::create_dir_all(path.parent().unwrap())?;
+        write_atomic(&path, text.as_bytes())?;
+        self.run.add_output(&rel)
+    }
+}
+
+/// Runs the manifest at `path` (see the module doc).
+pub fn run_manifest(path: &Path, opts: &RunOptions) -> Result<RunOutcome> {
+    let manifest = Manifest::load(path)?;
+    let code = CodeState::detect(&opts.repo_root);
+    let id = run_id(&manifest, &code)?;
+    let roots = Roots { repo: opts.repo_root.clone(), runs: opts.runs_root.clone() };
+    let hub = Hub::from_env();
+    let model: Resolved = resolve::model_dir(&manifest.model.source, &roots, &hub).context("resolving model.source")?;
+    let ext = match manifest.train {
+        TrainSettings::Sft(_) => "json",
+        TrainSettings::Grpo(_) => "parquet",
+    };
+    let data = resolve::data_file(&manifest.data.source, &manifest.data.split, ext, &roots, &hub, "data")
+        .context("resolving data.source")?;
+    let mut inputs = model.inputs.clone();
+    inputs.extend(data.inputs.clone());
+    let mut suites = Vec::new();
+    for (i, suite) in manifest.eval.iter().enumerate() {
+        let r =
+            resolve::data_file(&suite.source, &suite.split, "parquet", &roots, &hub, &format!("eval/{}", suite.name))
+                .with_context(|| format!("resolving eval[{i}] ({})", suite.name))?;
+        inputs.extend(r.inputs);
+        suites.push(SuiteData { index: i, file: r.path });
+    }
+    let device = opts.device.resolve()?;
+    let env = EnvInfo::collect(opts.device, device);
+    let (mut run, resume_from) = if opts.resume {
+        let run = Run::reopen(&opts.runs_root, &id, &manifest)?;
+        let ckpt = crate::repro::checkpoint::latest(run.dir())?.map(|c| c.dir);
+        (run, ckpt)
+    } else {
+        (Run::start(&opts.runs_root, &id, &manifest, code, &env, inputs)?, None)
+    };
+    let kind = parse_dtype(&manifest.model.dtype)?;
+    let mut ctx = StageContext {
+        manifest: &manifest,
+        model_dir: model.path,
+        data_file: data.path,
+        suites,
+        device,
+        kind,
+        run: &mut run,
+        metrics: Metrics::new(),
+        progress: opts.progress,
+        resume_from,
+    };
+    let result = match &manifest.train {
+        TrainSettings::Sft(s) => sft::run_stage(&mut ctx, s),
+        TrainSettings::Grpo(s) => grpo::run_stage(&mut ctx, s),
+    };
+    match result {
+        Ok(final_metrics) => {
+            let json = serde_json::to_vec_pretty(&final_metrics)?;
+            write_atomic(&run.dir().join("final_metrics.json"), &json)?;
+            run.add_output("final_metrics.json")?;
+            let dir = run.dir().to_path_buf();
+            let record = run.finish()?;
+            Ok(RunOutcome { dir, record, final_metrics })
+        }
+        Err(e) => {
+            let msg = format!("{e:#}");
+            run.fail(&msg).context("marking the run failed")?;
+            Err(e)
+        }
+    }
+}
+
+/// The last logged value of every metric.
+pub fn last_values(m: &Metrics) -> BTreeMap<String, f64> {
+    m.names().into_iter().filter_map(|n| m.series(&n).last().map(|(_, v)| (n.clone(), *v))).collect()
+}
