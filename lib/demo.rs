@@ -1,189 +1,215 @@
-//! The job `make demo` runs. For now it is the smallest real end-to-end path through the stack:
-//! a small MLP trained with AdamW on the chosen device through libtorch, per-step metrics
-//! written with polars to parquet, a loss curve drawn with plotters, and a summary with the
-//! environment, all written atomically under one output folder. The embedded default (tiny
-//! Qwen2.5-VL + synthetic visual reasoning task, issue 6) replaces the toy task.
+//! The embedded default's pipeline, what `make demo` runs (issue 6): a chain file names the data to prepare and
+//! the stage manifests to run in order, e.g. `experiments/embedded/vision_r1.chain.toml` (cold-start SFT on
+//! modality-bridged CoT → GRPO under PTST → held-out evaluation, all on the tiny Qwen2.5-VL).
+//!
+//! 1. **Prepare** (idempotent, deterministic from the chain file's seeds): the tiny model repository into the Hub
+//!    cache ([`crate::model::tiny::install`], loaded later through `hub` like a real checkpoint), the synthetic
+//!    RL train / held-out splits (`data synth`), and the bridged cold-start CoT (`data bridge`, with its filter
+//!    statistics in `bridge_stats.json`) under `data.out`.
+//! 2. **Run** each manifest with [`crate::pipeline::run_manifest`] (a later stage's model is the newest finished run
+//!    of its parent stage), each leaving a complete run record.
+//! 3. **Summarize**: one row per stage plus the untrained model (the first stage's step-0 evaluation): held-out
+//!    accuracy, format rate, mean response length, truncation; printed and written to `<runs>/<chain>-summary.md`
+//!    and `.json`.
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use anyhow::{Result, bail};
-use polars::prelude::*;
-use rand::{Rng, SeedableRng};
-use rand_chacha::ChaCha8Rng;
-use serde::Serialize;
-use tch::nn::{self, Module, OptimizerConfig};
-use tch::{Device, Kind, Tensor};
+use anyhow::{Context, Result};
+use serde::{Deserialize, Serialize};
 
-use crate::backend::{DeviceSpec, EnvInfo};
-use crate::io::{write_atomic, write_atomic_with};
-use crate::plot::{LineChart, Series};
+use crate::backend::DeviceSpec;
+use crate::data::bridging::cli::BridgeArgs;
+use crate::data::synthetic::export::export;
+use crate::data::synthetic::{Config as SynthConfig, Family, Split};
+use crate::hub::HubOptions;
+use crate::io::write_atomic;
+use crate::model::tiny::{TinySpec, install};
+use crate::pipeline::{RunOptions, RunOutcome, run_manifest};
+use crate::repro::record::Metrics;
 
-#[derive(Debug, Clone)]
-pub struct DemoConfig {
-    pub steps: usize,
+/// A chain file.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Chain {
+    /// Name used for the summary files.
+    pub name: String,
+    pub tiny: TinySettings,
+    pub data: DataSettings,
+    /// Stage manifests, in order.
+    pub manifests: Vec<PathBuf>,
+}
+
+/// How the tiny model repository is built (`r1lab tiny init` flags).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TinySettings {
     pub seed: u64,
-    pub lr: f64,
-    pub hidden: i64,
+    /// Image side the preprocessor is set for.
+    pub size: u32,
+}
+
+/// The synthetic data of the chain.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DataSettings {
+    /// Output folder (relative to the repository root): `rl/` and `cold/` go under it.
     pub out: PathBuf,
-}
-
-impl Default for DemoConfig {
-    fn default() -> Self {
-        Self { steps: 300, seed: 0, lr: 3e-2, hidden: 64, out: PathBuf::from("artifacts/runs/demo") }
-    }
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct DemoReport {
-    pub steps: usize,
     pub seed: u64,
-    pub first_loss: f64,
-    pub final_loss: f64,
-    /// Mean squared error on a held-out grid, after training.
-    pub eval_mse: f64,
-    pub wall_seconds: f64,
-    pub env: EnvInfo,
-    pub files: Vec<String>,
+    pub level: u8,
+    pub size: u32,
+    /// RL train problems per family.
+    pub train_per_family: usize,
+    /// Held-out problems per family.
+    pub test_per_family: usize,
+    /// Problems per family fed to modality bridging (the kept ones become the cold-start set).
+    pub bridge_per_family: usize,
+    pub bridge_seed: u64,
+    /// Also build the text-twin cold-start set (ReVisual-R1's text cold start).
+    #[serde(default)]
+    pub text_twins: bool,
 }
 
-/// Fits `y = sin(3x)` (plus noise) on [-1, 1] and writes `metrics.parquet`, `loss.png` and
-/// `summary.json` into `cfg.out`.
-pub fn run(cfg: &DemoConfig, spec: DeviceSpec, device: Device) -> Result<DemoReport> {
-    if cfg.steps == 0 {
-        bail!("--steps must be at least 1");
+impl Chain {
+    pub fn load(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path).with_context(|| format!("reading chain file {}", path.display()))?;
+        let c: Chain = toml::from_str(&text).with_context(|| format!("parsing chain file {}", path.display()))?;
+        anyhow::ensure!(!c.manifests.is_empty(), "{}: `manifests` is empty", path.display());
+        Ok(c)
     }
-    let start = Instant::now();
-    // All randomness comes from one named stream, not libtorch's global generator, so the run
-    // is reproducible even when other code draws random numbers concurrently.
-    let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed);
-    let x = Tensor::linspace(-1.0, 1.0, 256, (Kind::Float, device)).unsqueeze(1);
-    let noise = Tensor::from_slice(&uniform(&mut rng, 256, 0.05)).to(device).unsqueeze(1);
-    let y = (&x * 3.0).sin() + noise;
-    let vs = nn::VarStore::new(device);
-    let fc1 = linear(&(vs.root() / "fc1"), 1, cfg.hidden, &mut rng);
-    let fc2 = linear(&(vs.root() / "fc2"), cfg.hidden, 1, &mut rng);
-    let model = nn::seq().add(fc1).add_fn(|t| t.tanh()).add(fc2);
-    let mut opt = nn::AdamW::default().wd(0.0).build(&vs, cfg.lr)?;
+}
 
-    let (mut steps, mut losses, mut lrs) = (Vec::new(), Vec::new(), Vec::new());
-    for step in 0..cfg.steps {
-        let lr = cosine_lr(cfg.lr, step, cfg.steps);
-        opt.set_lr(lr);
-        let loss = model.forward(&x).mse_loss(&y, tch::Reduction::Mean);
-        opt.backward_step(&loss);
-        let value = loss.double_value(&[]);
-        if !value.is_finite() {
-            bail!("loss became {value} at step {step}; lower --lr (now {})", cfg.lr);
-        }
-        steps.push(step as i64);
-        losses.push(value);
-        lrs.push(lr);
-    }
-    let grid = Tensor::linspace(-1.0, 1.0, 97, (Kind::Float, device)).unsqueeze(1);
-    let eval_mse =
-        tch::no_grad(|| model.forward(&grid).mse_loss(&(&grid * 3.0).sin(), tch::Reduction::Mean)).double_value(&[]);
+/// What `r1lab demo` does with a chain.
+#[derive(Debug, Clone)]
+pub struct DemoOptions {
+    pub repo_root: PathBuf,
+    pub runs_root: PathBuf,
+    pub device: DeviceSpec,
+    /// Stop after preparing the data.
+    pub prepare_only: bool,
+    pub progress: bool,
+    /// The Hub cache the tiny model is installed into and loaded from.
+    pub hub: HubOptions,
+}
 
-    let out = &cfg.out;
-    let mut metrics = df!("step" => &steps, "loss" => &losses, "lr" => &lrs)?;
-    write_atomic_with(&out.join("metrics.parquet"), |w| {
-        ParquetWriter::new(w).finish(&mut metrics)?;
-        Ok(())
-    })?;
-    LineChart::new("demo: training loss", "step", "MSE")
-        .series(Series::from_values("train loss", losses.iter().copied()))
-        .save_png(&out.join("loss.png"))?;
-    let files = ["metrics.parquet", "loss.png", "summary.json"].map(|f| display(&out.join(f))).to_vec();
-    let report = DemoReport {
-        steps: cfg.steps,
-        seed: cfg.seed,
-        first_loss: losses[0],
-        final_loss: *losses.last().unwrap(),
-        eval_mse,
-        wall_seconds: start.elapsed().as_secs_f64(),
-        env: EnvInfo::collect(spec, device),
-        files,
+/// One row of the summary.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SummaryRow {
+    pub stage: String,
+    pub run: Option<String>,
+    pub values: BTreeMap<String, f64>,
+    pub wall_s: f64,
+}
+
+/// Builds the tiny repository and the data sets; returns the seconds taken.
+pub fn prepare(chain: &Chain, repo_root: &Path, hub: &HubOptions) -> Result<f64> {
+    let t0 = Instant::now();
+    let spec = TinySpec {
+        seed: chain.tiny.seed,
+        data: SynthConfig { size: chain.tiny.size, ..TinySpec::default().data },
+        ..TinySpec::default()
     };
-    write_atomic(&out.join("summary.json"), &serde_json::to_vec_pretty(&report)?)?;
-    Ok(report)
-}
-
-/// A linear layer initialised like PyTorch's default (uniform in ±1/sqrt(fan_in)) from `rng`.
-fn linear(path: &nn::Path, fan_in: i64, fan_out: i64, rng: &mut ChaCha8Rng) -> nn::Linear {
-    let zero = nn::LinearConfig { ws_init: nn::Init::Const(0.0), bs_init: Some(nn::Init::Const(0.0)), bias: true };
-    let mut layer = nn::linear(path, fan_in, fan_out, zero);
-    let bound = 1.0 / (fan_in as f32).sqrt();
-    let w = Tensor::from_slice(&uniform(rng, (fan_in * fan_out) as usize, bound)).view([fan_out, fan_in]);
-    let b = Tensor::from_slice(&uniform(rng, fan_out as usize, bound));
-    tch::no_grad(|| {
-        layer.ws.copy_(&w);
-        layer.bs.as_mut().expect("bias requested").copy_(&b);
-    });
-    layer
-}
-
-fn uniform(rng: &mut ChaCha8Rng, n: usize, bound: f32) -> Vec<f32> {
-    (0..n).map(|_| rng.random_range(-bound..bound)).collect()
-}
-
-/// Cosine decay from `base` to 0 over `total` steps.
-fn cosine_lr(base: f64, step: usize, total: usize) -> f64 {
-    0.5 * base * (1.0 + (std::f64::consts::PI * step as f64 / total as f64).cos())
-}
-
-fn display(p: &Path) -> String {
-    p.display().to_string()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn cosine_schedule_starts_at_base_and_decays() {
-        assert_eq!(cosine_lr(1.0, 0, 10), 1.0);
-        assert!((cosine_lr(1.0, 5, 10) - 0.5).abs() < 1e-12);
-        assert!(cosine_lr(1.0, 9, 10) < 0.03);
+    let repo = install(&spec, &hub.cache_dir)?;
+    eprintln!("prepare: tiny model r1lab/tiny-qwen2.5-vl@{} in {}", repo.revision, hub.cache_dir.display());
+    let d = &chain.data;
+    let out = repo_root.join(&d.out);
+    let cfg = SynthConfig { seed: d.seed, level: d.level, size: d.size };
+    for (split, n) in [(Split::Train, d.train_per_family), (Split::Test, d.test_per_family)] {
+        let done = export(&out.join("rl"), &Family::ALL, &cfg, split, n)?;
+        eprintln!("prepare: {} {split} problems in {}", done.problems.len(), out.join("rl").display());
     }
+    let args = BridgeArgs {
+        family: "all".into(),
+        n: d.bridge_per_family,
+        split: Split::Train,
+        out: out.join("cold"),
+        seed: d.seed,
+        level: d.level,
+        size: d.size,
+        bridge_seed: d.bridge_seed,
+        p_slip: crate::data::bridging::reasoner::Knobs::default().p_slip,
+        p_catch: crate::data::bridging::reasoner::Knobs::default().p_catch,
+        caption_ablation: false,
+        text: d.text_twins,
+    };
+    crate::data::bridging::cli::run(&args)?;
+    Ok(t0.elapsed().as_secs_f64())
+}
 
-    #[test]
-    fn trains_and_writes_every_artefact() {
-        let tmp = tempfile::tempdir().unwrap();
-        let cfg = DemoConfig { out: tmp.path().join("run"), ..Default::default() };
-        let report = run(&cfg, DeviceSpec::Cpu, Device::Cpu).unwrap();
-        assert!(report.final_loss < report.first_loss * 0.05, "{report:?}");
-        assert!(report.eval_mse < 0.02, "eval mse {}", report.eval_mse);
-        let df = ParquetReader::new(std::fs::File::open(cfg.out.join("metrics.parquet")).unwrap()).finish().unwrap();
-        assert_eq!(df.shape(), (300, 3));
-        let summary: serde_json::Value =
-            serde_json::from_slice(&std::fs::read(cfg.out.join("summary.json")).unwrap()).unwrap();
-        assert_eq!(summary["steps"], 300);
-        image::open(cfg.out.join("loss.png")).unwrap();
-    }
+const SUMMARY_KEYS: [&str; 4] = ["heldout.acc", "heldout.format", "heldout.len", "heldout.truncated"];
 
-    #[test]
-    fn same_seed_same_losses() {
-        let tmp = tempfile::tempdir().unwrap();
-        let a = run(
-            &DemoConfig { steps: 20, out: tmp.path().join("a"), ..Default::default() },
-            DeviceSpec::Cpu,
-            Device::Cpu,
-        )
-        .unwrap();
-        let b = run(
-            &DemoConfig { steps: 20, out: tmp.path().join("b"), ..Default::default() },
-            DeviceSpec::Cpu,
-            Device::Cpu,
-        )
-        .unwrap();
-        assert_eq!(a.final_loss, b.final_loss);
-    }
+fn pick(values: impl Fn(&str) -> Option<f64>) -> BTreeMap<String, f64> {
+    SUMMARY_KEYS.iter().filter_map(|k| values(k).map(|v| (k.to_string(), v))).collect()
+}
 
-    #[test]
-    fn divergence_is_reported_with_the_step() {
-        let tmp = tempfile::tempdir().unwrap();
-        let cfg = DemoConfig { steps: 50, lr: 1e30, out: tmp.path().join("x"), ..Default::default() };
-        let err = run(&cfg, DeviceSpec::Cpu, Device::Cpu).unwrap_err().to_string();
-        assert!(err.contains("loss became") && err.contains("lower --lr"), "{err}");
-        assert!(!cfg.out.join("summary.json").exists());
+/// The step-0 evaluation of a run (the model it started from).
+fn initial_eval(run_dir: &Path) -> Result<BTreeMap<String, f64>> {
+    let m = Metrics::read_parquet(&run_dir.join("metrics.parquet"), 1)?;
+    Ok(pick(|k| m.series(k).first().map(|(_, v)| *v)))
+}
+
+/// Runs the chain; returns the summary rows (untrained model first).
+pub fn run(chain_path: &Path, opts: &DemoOptions) -> Result<Vec<SummaryRow>> {
+    let chain = Chain::load(chain_path)?;
+    let prep_s = prepare(&chain, &opts.repo_root, &opts.hub)?;
+    let mut rows = vec![SummaryRow { stage: "prepare".into(), run: None, values: BTreeMap::new(), wall_s: prep_s }];
+    if opts.prepare_only {
+        return Ok(rows);
     }
+    let run_opts = RunOptions {
+        repo_root: opts.repo_root.clone(),
+        runs_root: opts.runs_root.clone(),
+        device: opts.device,
+        resume: false,
+        progress: opts.progress,
+        hub: opts.hub.clone(),
+    };
+    for (i, m) in chain.manifests.iter().enumerate() {
+        let t0 = Instant::now();
+        let out: RunOutcome =
+            run_manifest(&opts.repo_root.join(m), &run_opts).with_context(|| format!("stage {}", m.display()))?;
+        if i == 0 {
+            rows.push(SummaryRow {
+                stage: "untrained".into(),
+                run: None,
+                values: initial_eval(&out.dir)?,
+                wall_s: 0.0,
+            });
+        }
+        rows.push(SummaryRow {
+            stage: out.record.manifest.id.clone(),
+            run: Some(out.dir.display().to_string()),
+            values: pick(|k| out.final_metrics.get(k).copied()),
+            wall_s: t0.elapsed().as_secs_f64(),
+        });
+    }
+    let table = summary_table(&rows);
+    println!("{table}");
+    std::fs::create_dir_all(&opts.runs_root)?;
+    let md = opts.runs_root.join(format!("{}-summary.md", chain.name));
+    write_atomic(&md, table.as_bytes())?;
+    write_atomic(&opts.runs_root.join(format!("{}-summary.json", chain.name)), &serde_json::to_vec_pretty(&rows)?)?;
+    println!("summary: {}", md.display());
+    Ok(rows)
+}
+
+/// A markdown table of the rows.
+pub fn summary_table(rows: &[SummaryRow]) -> String {
+    let mut s = String::from(
+        "| stage | held-out acc % | format % | mean length | truncated % | wall s | run |\n|---|---|---|---|---|---|---|\n",
+    );
+    for r in rows {
+        let v = |k: &str| r.values.get(k).map_or("-".to_string(), |x| format!("{x:.1}"));
+        s.push_str(&format!(
+            "| {} | {} | {} | {} | {} | {:.0} | {} |\n",
+            r.stage,
+            v("heldout.acc"),
+            v("heldout.format"),
+            v("heldout.len"),
+            v("heldout.truncated"),
+            r.wall_s,
+            r.run.as_deref().unwrap_or("")
+        ));
+    }
+    s
 }

@@ -7,7 +7,9 @@
 //! - [`plot`]: plotters line charts rendered to PNG/SVG (run records, notebooks).
 //! - [`notebook`]: inline display of charts, images and tables in evcxr notebooks.
 //! - [`data`]: data sets in the papers' formats (EasyR1 parquet, LLaMA-Factory sharegpt) and the synthetic task family.
-//! - [`demo`]: the job `make demo` runs (grows into the embedded default).
+//! - [`demo`]: the embedded default's chain (`make demo`): prepare the tiny model and synthetic data, run the stage
+//!   manifests, summarize.
+//! - [`smoke`]: `r1lab smoke`, a seconds-long device check (an MLP trained through libtorch, parquet, a plot).
 //! - [`model`]: Qwen2.5-VL in tch (config, vision tower, text decoder, M-RoPE).
 //! - [`processor`]: image preprocessing, tokenizer and chat template as HF's processor does them.
 //! - [`rl`]: rewards, answer grader, GRPO advantages and losses, PAD.
@@ -35,6 +37,7 @@ pub mod processor;
 pub mod repro;
 pub mod rl;
 pub mod sft;
+pub mod smoke;
 pub mod train;
 
 pub use {anyhow, image, plotters, polars, tch};

@@ -261,7 +261,7 @@ fn find_parent_by_stage_step_and_params_hash() {
 
     let hash = info.record.params_sha256.clone();
     // The hash is what a manifest's `ParentRun` source pins.
-    let source = Source::ParentRun { stage: m.id.clone(), step: 2, sha256: hash.clone() };
+    let source = Source::ParentRun { stage: m.id.clone(), step: Some(2), sha256: Some(hash.clone()) };
     source.validate("model.source", true).unwrap();
     let found = checkpoint::find_parent(runs, &m.id, 2, &hash).unwrap();
     assert_eq!(found, info.dir);

@@ -64,10 +64,10 @@ fn bad_devices_fail_with_a_message_saying_what_is_accepted_or_missing() {
 }
 
 #[test]
-fn demo_writes_its_artefacts() {
+fn smoke_writes_its_artefacts() {
     let tmp = tempfile::tempdir().unwrap();
-    let out_dir = tmp.path().join("demo");
-    let out = r1lab(&["--device", "cpu", "demo", "--steps", "40", "--out", out_dir.to_str().unwrap()]);
+    let out_dir = tmp.path().join("smoke");
+    let out = r1lab(&["--device", "cpu", "smoke", "--steps", "40", "--out", out_dir.to_str().unwrap()]);
     assert!(out.status.success(), "{}", stderr(&out));
     let text = stdout(&out);
     assert!(text.contains("held-out MSE"), "{text}");

@@ -4,12 +4,13 @@ use std::path::PathBuf;
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 use r1lab::backend::{DeviceSpec, EnvInfo};
-use r1lab::demo::{self, DemoConfig};
+use r1lab::demo;
 use r1lab::eval::mathvista::{self, AccuracyFormat, NormalizeOptions};
 use r1lab::model::qwen2_5_vl::model::run;
 use r1lab::model::sampling::SamplingParams;
 use r1lab::pipeline::RunOptions;
 use r1lab::rl::grader::pairs;
+use r1lab::smoke::{self, SmokeConfig};
 
 #[derive(Parser)]
 #[command(name = "r1lab", version, about = "Reproduce and extend Vision-R1 and ReVisual-R1 on libtorch")]
@@ -29,16 +30,32 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Run the main job on the embedded default (now: the foundation smoke job).
+    /// The embedded default end to end: build the tiny model and the synthetic data, run a chain of stage
+    /// manifests (default: Vision-R1 = cold-start SFT -> PTST GRPO), print the held-out summary table.
     Demo {
-        #[arg(long, default_value_t = DemoConfig::default().steps)]
+        /// The chain file: data to prepare and manifests to run in order.
+        #[arg(long, default_value = "experiments/embedded/vision_r1.chain.toml")]
+        chain: PathBuf,
+        /// Folder of run folders.
+        #[arg(long, default_value = "artifacts/runs")]
+        runs: PathBuf,
+        /// Only build the tiny model and the data.
+        #[arg(long)]
+        prepare_only: bool,
+        /// No progress bars.
+        #[arg(long)]
+        quiet: bool,
+    },
+    /// A seconds-long device check: fit sin(3x) with a small MLP through libtorch, write parquet + a plot.
+    Smoke {
+        #[arg(long, default_value_t = SmokeConfig::default().steps)]
         steps: usize,
-        #[arg(long, default_value_t = DemoConfig::default().seed)]
+        #[arg(long, default_value_t = SmokeConfig::default().seed)]
         seed: u64,
-        #[arg(long, default_value_t = DemoConfig::default().lr)]
+        #[arg(long, default_value_t = SmokeConfig::default().lr)]
         lr: f64,
         /// Output folder for metrics.parquet, loss.png and summary.json.
-        #[arg(long, default_value = "artifacts/runs/demo")]
+        #[arg(long, default_value = "artifacts/runs/smoke")]
         out: PathBuf,
     },
     /// Re-score benchmark outputs exactly as the benchmark's official scorer does.
@@ -165,13 +182,24 @@ fn main() -> Result<()> {
                 println!("{info}");
             }
         }
-        Command::Demo { steps, seed, lr, out } => {
+        Command::Demo { chain, runs, prepare_only, quiet } => {
+            let opts = demo::DemoOptions {
+                repo_root: std::env::current_dir()?,
+                runs_root: runs,
+                device: cli.device,
+                prepare_only,
+                progress: !quiet,
+                hub: r1lab::hub::HubOptions::from_env(),
+            };
+            demo::run(&chain, &opts)?;
+        }
+        Command::Smoke { steps, seed, lr, out } => {
             let device = cli.device.resolve()?;
-            let cfg = DemoConfig { steps, seed, lr, out, ..DemoConfig::default() };
-            println!("demo: fitting sin(3x) with a {}-unit MLP for {steps} steps on {device:?}", cfg.hidden);
-            let r = demo::run(&cfg, cli.device, device)?;
+            let cfg = SmokeConfig { steps, seed, lr, out, ..SmokeConfig::default() };
+            println!("smoke: fitting sin(3x) with a {}-unit MLP for {steps} steps on {device:?}", cfg.hidden);
+            let r = smoke::run(&cfg, cli.device, device)?;
             println!(
-                "demo: loss {:.4} -> {:.4}, held-out MSE {:.4}, {:.2} s",
+                "smoke: loss {:.4} -> {:.4}, held-out MSE {:.4}, {:.2} s",
                 r.first_loss, r.final_loss, r.eval_mse, r.wall_seconds
             );
             for f in &r.files {
@@ -190,6 +218,7 @@ fn main() -> Result<()> {
                 device: cli.device,
                 resume,
                 progress: !quiet,
+                hub: r1lab::hub::HubOptions::from_env(),
             };
             let out = r1lab::pipeline::run_manifest(&manifest, &opts)?;
             println!("run {} finished: {}", out.record.run_id, out.dir.display());

@@ -22,7 +22,7 @@ use tch::{Device, Kind};
 
 use crate::backend::{DeviceSpec, EnvInfo};
 use crate::eval::heldout::EvalSummary;
-use crate::hub::Hub;
+use crate::hub::{Hub, HubOptions};
 use crate::io::write_atomic;
 use crate::model::qwen2_5_vl::model::run::parse_dtype;
 use crate::repro::manifest::{Manifest, TrainSettings};
@@ -41,6 +41,8 @@ pub struct RunOptions {
     pub resume: bool,
     /// Draw progress bars on stderr (when it is a terminal).
     pub progress: bool,
+    /// Hub cache and offline mode for `hub` sources (`HubOptions::from_env()` in the CLI).
+    pub hub: HubOptions,
 }
 
 /// What a finished run produced.
@@ -77,7 +79,12 @@ pub struct StageContext<'a> {
 impl StageContext<'_> {
     /// Writes the metrics table and plots so far (after every evaluation and at the end).
     pub fn flush_metrics(&mut self, plot: &[&str]) -> Result<()> {
-        self.run.write_metrics(&self.metrics, plot)
+        let names = self.metrics.names();
+        let present: Vec<&str> = plot.iter().copied().filter(|p| names.iter().any(|n| n == p)).collect();
+        if present.is_empty() {
+            return Ok(());
+        }
+        self.run.write_metrics(&self.metrics, &present)
     }
 
     /// Logs an evaluation at `step` and writes its rows to `eval/<suite>-step<step>.jsonl`.
@@ -110,7 +117,7 @@ pub fn run_manifest(path: &Path, opts: &RunOptions) -> Result<RunOutcome> {
     let code = CodeState::detect(&opts.repo_root);
     let id = run_id(&manifest, &code)?;
     let roots = Roots { repo: opts.repo_root.clone(), runs: opts.runs_root.clone() };
-    let hub = Hub::from_env();
+    let hub = Hub::new(opts.hub.clone());
     let model: Resolved = resolve::model_dir(&manifest.model.source, &roots, &hub).context("resolving model.source")?;
     let ext = match manifest.train {
         TrainSettings::Sft(_) => "json",

@@ -19,6 +19,7 @@ use crate::hub::{Hub, HubRepo, RepoKind};
 use crate::io::sha256_file;
 use crate::repro::checkpoint;
 use crate::repro::manifest::Source;
+use crate::repro::record::RunRecord;
 
 /// Where to look for things while resolving.
 #[derive(Debug, Clone)]
@@ -59,10 +60,15 @@ pub fn model_dir(source: &Source, roots: &Roots, hub: &Hub) -> Result<Resolved> 
             Resolved { path: dir, inputs }
         }
         Source::ParentRun { stage, step, sha256 } => {
-            let ckpt = checkpoint::find_parent(&roots.runs, stage, *step, sha256)?;
+            let (ckpt, step, sha256) = match (step, sha256) {
+                (Some(step), Some(sha)) => {
+                    (checkpoint::find_parent(&roots.runs, stage, *step, sha)?, *step, sha.clone())
+                }
+                _ => newest_parent(&roots.runs, stage, *step)?,
+            };
             let dir = ckpt.join(checkpoint::MODEL_DIR);
             let mut inputs = BTreeMap::new();
-            inputs.insert(format!("parent/{stage}@{step}"), sha256.clone());
+            inputs.insert(format!("parent/{stage}@{step}"), sha256);
             Resolved { path: dir, inputs }
         }
     };
@@ -105,6 +111,33 @@ pub fn data_file(source: &Source, split: &str, ext: &str, roots: &Roots, hub: &H
         }
         Source::ParentRun { .. } => bail!("a parent run is a model source, not a data source"),
     }
+}
+
+/// The checkpoint of the newest finished run (by end time) of `stage` under `runs`, at `step` or its last
+/// checkpoint, verified: `(folder, step, params_sha256)`.
+fn newest_parent(runs: &Path, stage: &str, step: Option<u64>) -> Result<(PathBuf, u64, String)> {
+    let mut finished: Vec<(String, PathBuf)> = Vec::new();
+    for e in std::fs::read_dir(runs).with_context(|| format!("listing the runs in {}", runs.display()))? {
+        let dir = e?.path();
+        if let Ok(rec) = RunRecord::read(&dir)
+            && rec.manifest.id == stage
+            && rec.is_complete()
+        {
+            finished.push((rec.end_time.unwrap_or_default(), dir));
+        }
+    }
+    finished.sort();
+    let (_, run) = finished
+        .pop()
+        .with_context(|| format!("no finished run of the parent stage {stage} in {}; run it first", runs.display()))?;
+    let all = checkpoint::complete_checkpoints(&run.join(checkpoint::CHECKPOINTS_DIR))?;
+    let (s, dir) = match step {
+        Some(s) => all.into_iter().find(|(k, _)| *k == s),
+        None => all.into_iter().last(),
+    }
+    .with_context(|| format!("run {} has no checkpoint at step {step:?}", run.display()))?;
+    let info = checkpoint::verify(&dir)?;
+    Ok((dir, s, info.record.params_sha256))
 }
 
 fn pick_split<'a>(names: impl Iterator<Item = &'a str>, split: &str, ext: &str) -> Option<&'a str> {

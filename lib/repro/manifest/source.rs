@@ -26,9 +26,16 @@ pub enum Source {
         #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
         files: BTreeMap<String, String>,
     },
-    /// The checkpoint a parent stage's run wrote: its manifest id, the step, and the sha256 of the checkpoint
-    /// (B6 canonical parameter hash).
-    ParentRun { stage: String, step: u64, sha256: String },
+    /// The checkpoint a parent stage's run wrote: its manifest id, the step, and the canonical parameter hash of
+    /// the checkpoint (`repro::checkpoint`). In an unlocked manifest `step` and `sha256` may be left out: the final
+    /// checkpoint of the newest finished run of that stage is used, and its step and hash go into run.json.
+    ParentRun {
+        stage: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        step: Option<u64>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        sha256: Option<String>,
+    },
 }
 
 impl Source {
@@ -61,9 +68,16 @@ impl Source {
                 }
                 validate_files(key, files)
             }
-            Source::ParentRun { stage, sha256, .. } => {
+            Source::ParentRun { stage, step, sha256 } => {
                 ensure!(!stage.trim().is_empty(), "{key}.stage is empty; name the parent stage's manifest id");
-                ensure!(is_hex(sha256, 64), "{key}.sha256 = {sha256:?} is not a 64-hex sha256 of the checkpoint");
+                match sha256 {
+                    Some(h) => ensure!(is_hex(h, 64), "{key}.sha256 = {h:?} is not a 64-hex sha256 of the checkpoint"),
+                    None => ensure!(
+                        !locked,
+                        "{key} has no sha256: a locked manifest must pin the parent checkpoint's parameter hash"
+                    ),
+                }
+                ensure!(step.is_some() || !locked, "{key} has no step: a locked manifest must pin the parent's step");
                 Ok(())
             }
         }
@@ -75,7 +89,7 @@ impl Source {
         match self {
             Source::Hub { revision, .. } => is_hex(revision, 40),
             Source::Local { files, .. } => !files.is_empty(),
-            Source::ParentRun { .. } => true,
+            Source::ParentRun { step, sha256, .. } => step.is_some() && sha256.is_some(),
         }
     }
 }
@@ -191,7 +205,11 @@ mod tests {
         let s = Source::Local { path: "data".into(), files: [].into() };
         assert!(s.validate("data.source", true).unwrap_err().to_string().contains("without file hashes"));
         s.validate("data.source", false).unwrap();
-        let s = Source::ParentRun { stage: "a/b".into(), step: 100, sha256: "f".repeat(63) };
+        let s = Source::ParentRun { stage: "a/b".into(), step: Some(100), sha256: Some("f".repeat(63)) };
         assert!(s.validate("model.source", true).unwrap_err().to_string().contains("model.source.sha256"));
+        let s = Source::ParentRun { stage: "a/b".into(), step: None, sha256: None };
+        s.validate("model.source", false).unwrap();
+        assert!(!s.is_locked());
+        assert!(s.validate("model.source", true).unwrap_err().to_string().contains("locked manifest must pin"));
     }
 }
