@@ -22,7 +22,7 @@
 //! manifest and record hashes already use it (one hash function in the crate). std's `DefaultHasher` is never
 //! used: its algorithm is unspecified across Rust releases.
 use rand_chacha::ChaCha8Rng;
-use rand_chacha::rand_core::SeedableRng;
+use rand_chacha::rand_core::{RngCore, SeedableRng};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
@@ -100,6 +100,28 @@ pub fn derive(base: u64, domain: SeedDomain, step: u64, prompt: u64, sample: u64
 /// A ChaCha8 stream seeded with the tuple's full 32-byte digest.
 pub fn rng(base: u64, domain: SeedDomain, step: u64, prompt: u64, sample: u64) -> ChaCha8Rng {
     ChaCha8Rng::from_seed(digest(base, domain, step, prompt, sample))
+}
+
+/// The order in which epoch `epoch` visits `n` examples (SFT and RL data order, EasyR1 / HF `RandomSampler`'s
+/// role): Fisher–Yates (from the last position down, position `i`
+/// swapped with a uniform `j ≤ i`) over `seed::rng(base_seed, DataOrder, epoch, 0, 0)`, each `j` drawn from one
+/// `next_u64` by rejection (`x ≥ 2^64 mod (i+1)`, then `x mod (i+1)`) so that it is exactly uniform and does not
+/// depend on the `rand` crate's range sampling.
+pub fn epoch_order(base_seed: u64, epoch: u64, n: usize) -> Vec<usize> {
+    let mut rng = rng(base_seed, SeedDomain::DataOrder, epoch, 0, 0);
+    let mut order: Vec<usize> = (0..n).collect();
+    for i in (1..n).rev() {
+        let bound = i as u64 + 1;
+        let threshold = bound.wrapping_neg() % bound;
+        let j = loop {
+            let x = rng.next_u64();
+            if x >= threshold {
+                break x % bound;
+            }
+        };
+        order.swap(i, j as usize);
+    }
+    order
 }
 
 #[cfg(test)]
@@ -181,5 +203,29 @@ mod tests {
     #[test]
     fn serde_names_are_snake_case() {
         assert_eq!(serde_json::to_string(&SeedDomain::DataOrder).unwrap(), "\"data_order\"");
+    }
+
+    #[test]
+    fn epoch_order_is_a_seeded_permutation() {
+        let a = epoch_order(7, 0, 50);
+        let mut sorted = a.clone();
+        sorted.sort_unstable();
+        assert_eq!(sorted, (0..50).collect::<Vec<_>>());
+        assert_eq!(a, epoch_order(7, 0, 50), "same seed and epoch, same order");
+        assert_ne!(a, epoch_order(7, 1, 50), "another epoch, another order");
+        assert_ne!(a, epoch_order(8, 0, 50), "another base seed, another order");
+        assert_ne!(a, (0..50).collect::<Vec<_>>());
+        assert_eq!(epoch_order(7, 0, 1), [0]);
+        assert!(epoch_order(7, 0, 0).is_empty());
+    }
+
+    #[test]
+    fn every_position_is_reachable() {
+        // Over many epochs each example lands in the first slot: a crude uniformity check of the shuffle.
+        let mut seen = [0usize; 5];
+        for e in 0..200 {
+            seen[epoch_order(1, e, 5)[0]] += 1;
+        }
+        assert!(seen.iter().all(|&c| c > 15), "{seen:?}");
     }
 }

@@ -2,7 +2,7 @@
 //! stage boundaries' carry-over rules, the reference policy, and one [`super::trainer::grpo_step`] per RL step.
 //!
 //! - **Data order** (EasyR1 `RandomSampler` + `drop_last=True`, papers_spec §0.2 step 1): epoch `e` is the
-//!   permutation drawn from `seed::rng(base, DataOrder, e, 0, 0)` (Fisher–Yates, `rand` 0.9 `shuffle`), cut into
+//!   permutation [`seed::epoch_order`] (the same as SFT's), cut into
 //!   `rollout_prompts`-sized batches, the remainder dropped; global RL step `s` takes batch `s mod B` of epoch
 //!   `s div B`. The batch of a step is therefore a pure function of (seed, step, data size): a resumed run at step
 //!   `s` sees exactly the batches of the uninterrupted run. A prompt's uid is its row in the data.
@@ -15,7 +15,6 @@
 //! Deliberate deviations: EasyR1 reshuffles with a torch generator seeded once per run; the permutation here is
 //! r1lab's own seeded stream (same distribution, different draws).
 use anyhow::{Result, ensure};
-use rand::seq::SliceRandom;
 use tch::Tensor;
 
 use super::advantage::AdvantageConfig;
@@ -30,7 +29,7 @@ use crate::model::qwen2_5_vl::Qwen2_5_VL;
 use crate::model::sampling::SamplingParams;
 use crate::repro::manifest::GrpoSettings;
 use crate::repro::manifest::train::LrSchedule as ManifestLr;
-use crate::repro::seed::{self, SeedDomain};
+use crate::repro::seed;
 use crate::train::optim::{AdamW, AdamWConfig, DecayFilter, Frozen};
 use crate::train::schedule::LrSchedule;
 
@@ -148,16 +147,9 @@ impl GrpoRunConfig {
     pub fn batch_indices(&self, step: u64, data_len: usize) -> Vec<usize> {
         let per_epoch = (data_len / self.rollout_prompts) as u64;
         let (epoch, k) = (step / per_epoch, (step % per_epoch) as usize);
-        let order = epoch_order(data_len, self.base_seed, epoch);
+        let order = seed::epoch_order(self.base_seed, epoch, data_len);
         order[k * self.rollout_prompts..(k + 1) * self.rollout_prompts].to_vec()
     }
-}
-
-/// The permutation of `n` rows for `epoch`.
-pub fn epoch_order(n: usize, base_seed: u64, epoch: u64) -> Vec<usize> {
-    let mut order: Vec<usize> = (0..n).collect();
-    order.shuffle(&mut seed::rng(base_seed, SeedDomain::DataOrder, epoch, 0, 0));
-    order
 }
 
 /// A GRPO run in progress: the policy, its reference and optimizer, and the counters a checkpoint must keep.
@@ -247,21 +239,5 @@ fn shallow_copy(p: &RlPrompt) -> RlPrompt {
         pixel_values: p.pixel_values.as_ref().map(Tensor::shallow_clone),
         grids: p.grids.clone(),
         ground_truth: p.ground_truth.clone(),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn batches_are_a_pure_function_of_seed_and_step() {
-        let cfg_order = |seed| epoch_order(10, seed, 0);
-        assert_eq!(cfg_order(1), cfg_order(1));
-        assert_ne!(cfg_order(1), cfg_order(2));
-        let mut sorted = cfg_order(1);
-        sorted.sort();
-        assert_eq!(sorted, (0..10).collect::<Vec<_>>());
-        assert_ne!(epoch_order(10, 1, 0), epoch_order(10, 1, 1));
     }
 }

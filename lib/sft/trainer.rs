@@ -8,7 +8,7 @@
 //! and the HF `cosine` (or constant) schedule with `warmup_steps = ceil(ratio · total)`, stepped once per
 //! optimizer step. LLaMA-Factory's `freeze_vision_tower` / `freeze_multi_modal_projector` are [`Frozen::vision`].
 //!
-//! Data order: epoch `e` visits the examples in the permutation [`epoch_order`] drawn from
+//! Data order: epoch `e` visits the examples in the permutation [`seed::epoch_order`] drawn from
 //! `seed::rng(base_seed, DataOrder, e, 0, 0)`, so optimizer step `s` always sees the same examples and a run resumed
 //! at step `s` ([`SftTrainer::run`] with `s..total`) replays the uninterrupted run's batches without any sampler
 //! state. Each epoch has `floor(N / global_batch)` optimizer steps and `total = epochs · floor(N / global_batch)`.
@@ -32,13 +32,12 @@ use std::ops::Range;
 use std::time::Instant;
 
 use anyhow::{Context, Result, ensure};
-use rand_chacha::rand_core::RngCore;
 use tch::{Kind, Tensor, nn};
 
 use crate::model::qwen2_5_vl::Qwen2_5_VL;
 use crate::model::qwen2_5_vl::model::Images;
 use crate::repro::manifest::train::{LrSchedule as ScheduleKind, SftSettings};
-use crate::repro::seed::{self, SeedDomain};
+use crate::repro::seed;
 use crate::sft::labels::IGNORE_INDEX;
 use crate::sft::loss::{Normalization, sft_loss};
 use crate::train::optim::{AdamW, AdamWConfig, DecayFilter, Frozen, MERGER_PREFIX};
@@ -200,7 +199,7 @@ impl SftTrainer {
         ensure!(step < total, "step {step} is past the end of the run ({total} steps)");
         let epoch = step / spe;
         if !matches!(&self.order, Some((e, n, _)) if *e == epoch && *n == num_examples) {
-            self.order = Some((epoch, num_examples, epoch_order(self.base_seed, epoch as u64, num_examples)));
+            self.order = Some((epoch, num_examples, seed::epoch_order(self.base_seed, epoch as u64, num_examples)));
         }
         let gb = self.settings.global_batch as usize;
         let order = &self.order.as_ref().expect("set above").2;
@@ -303,27 +302,6 @@ impl SftTrainer {
     }
 }
 
-/// The order in which epoch `epoch` visits `n` examples: Fisher–Yates (from the last position down, position `i`
-/// swapped with a uniform `j ≤ i`) over `seed::rng(base_seed, DataOrder, epoch, 0, 0)`, each `j` drawn from one
-/// `next_u64` by rejection (`x ≥ 2^64 mod (i+1)`, then `x mod (i+1)`) so that it is exactly uniform and does not
-/// depend on the `rand` crate's range sampling.
-pub fn epoch_order(base_seed: u64, epoch: u64, n: usize) -> Vec<usize> {
-    let mut rng = seed::rng(base_seed, SeedDomain::DataOrder, epoch, 0, 0);
-    let mut order: Vec<usize> = (0..n).collect();
-    for i in (1..n).rev() {
-        let bound = i as u64 + 1;
-        let threshold = bound.wrapping_neg() % bound;
-        let j = loop {
-            let x = rng.next_u64();
-            if x >= threshold {
-                break x % bound;
-            }
-        };
-        order.swap(i, j as usize);
-    }
-    order
-}
-
 /// One right-padded micro-batch on the model's device.
 struct MicroBatch {
     input_ids: Tensor,
@@ -393,33 +371,4 @@ fn collate(data: &SftData, idx: &[usize], model: &Qwen2_5_VL) -> Result<MicroBat
         pixel_values,
         grids,
     })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn epoch_order_is_a_seeded_permutation() {
-        let a = epoch_order(7, 0, 50);
-        let mut sorted = a.clone();
-        sorted.sort_unstable();
-        assert_eq!(sorted, (0..50).collect::<Vec<_>>());
-        assert_eq!(a, epoch_order(7, 0, 50), "same seed and epoch, same order");
-        assert_ne!(a, epoch_order(7, 1, 50), "another epoch, another order");
-        assert_ne!(a, epoch_order(8, 0, 50), "another base seed, another order");
-        assert_ne!(a, (0..50).collect::<Vec<_>>());
-        assert_eq!(epoch_order(7, 0, 1), [0]);
-        assert!(epoch_order(7, 0, 0).is_empty());
-    }
-
-    #[test]
-    fn every_position_is_reachable() {
-        // Over many epochs each example lands in the first slot: a crude uniformity check of the shuffle.
-        let mut seen = [0usize; 5];
-        for e in 0..200 {
-            seen[epoch_order(1, e, 5)[0]] += 1;
-        }
-        assert!(seen.iter().all(|&c| c > 15), "{seen:?}");
-    }
 }
