@@ -20,6 +20,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::backend::DeviceSpec;
 use crate::data::bridging::cli::BridgeArgs;
+use crate::data::cli::SynthArgs;
 use crate::data::synthetic::export::export;
 use crate::data::synthetic::{Config as SynthConfig, Family, Split};
 use crate::hub::HubOptions;
@@ -119,13 +120,15 @@ pub fn prepare(chain: &Chain, repo_root: &Path, hub: &HubOptions) -> Result<f64>
         eprintln!("prepare: {} {split} problems in {}", done.problems.len(), out.join("rl").display());
     }
     let args = BridgeArgs {
-        family: "all".into(),
-        n: d.bridge_per_family,
-        split: Split::Train,
-        out: out.join("cold"),
-        seed: d.seed,
-        level: d.level,
-        size: d.size,
+        synth: SynthArgs {
+            family: "all".into(),
+            n: d.bridge_per_family,
+            split: Split::Train,
+            out: out.join("cold"),
+            seed: d.seed,
+            level: d.level,
+            size: d.size,
+        },
         bridge_seed: d.bridge_seed,
         p_slip: crate::data::bridging::reasoner::Knobs::default().p_slip,
         p_catch: crate::data::bridging::reasoner::Knobs::default().p_catch,

@@ -9,17 +9,17 @@ mod common;
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
-use common::{Exact, decode, digit_prompts, model_dir};
+use common::{Exact, decode, digit_prompts, model_dir, ptst_config};
 use r1lab::model::qwen2_5_vl::Qwen2_5_VL;
 use r1lab::model::qwen2_5_vl::save::{SaveOptions, save_model};
 use r1lab::processor::chat::ChatProcessor;
 use r1lab::repro::checkpoint::{
     self, CheckpointInfo, CheckpointParts, PROCESSOR_FILES, TrainerKind, TrainerState, complete_checkpoints,
 };
-use r1lab::repro::manifest::{Manifest, Source, TrainSettings};
+use r1lab::repro::manifest::{Manifest, Source};
 use r1lab::repro::record::{CodeState, Run};
 use r1lab::rl::rollout::RlPrompt;
-use r1lab::rl::run::{GrpoRunConfig, GrpoRunner};
+use r1lab::rl::run::GrpoRunner;
 use r1lab::rl::trainer::SampleRow;
 use r1lab::tch::{Device, Kind, Tensor};
 use r1lab::train::optim::{AdamW, AdamWConfig, Frozen};
@@ -284,42 +284,6 @@ fn find_parent_by_stage_step_and_params_hash() {
 // ---------------------------------------------------------------------------------------------------------
 // File-based exact resume of a two-stage GRPO run (the run of tests/grpo_ptst.rs).
 
-const TRAIN: &str = r#"
-algo = "grpo"
-schedule = [
-  { max_new_tokens = 2, group_size = 4, steps = 3 },
-  { max_new_tokens = 3, group_size = 2, steps = 3 },
-]
-carry_over = { optimizer = "reset", reference = "stage_init" }
-rollout_batch_prompts = 4
-update_batch_prompts = 2
-micro_batch = 4
-ppo_epochs = 1
-freeze_vision = true
-sampling = { temperature = 1.0, top_p = 1.0, max_prompt_tokens = 16 }
-reward = { kind = "vision_r1_hard" }
-advantage = { estimator = { kind = "grpo", eps = 1e-6 }, singleton = "zero_mean_unit_std", zero_variance = "torch_numerics" }
-surrogate = { kind = "ppo_clip", eps_low = 0.2, eps_high = 0.28 }
-log_ratio_clamp = { kind = "none" }
-aggregation = { kind = "micro_batch_token_mean" }
-kl = { estimator = "k3", coef = 1e-2 }
-entropy = { estimator = "from_logits", schedule = { kind = "constant", coef = 1e-3 } }
-
-[optimizer]
-lr = 3e-3
-betas = [0.9, 0.999]
-eps = 1e-8
-weight_decay = 1e-2
-grad_clip = 1.0
-schedule = "constant"
-warmup_ratio = 0.0
-"#;
-
-fn config() -> GrpoRunConfig {
-    let TrainSettings::Grpo(s) = toml::from_str::<TrainSettings>(TRAIN).unwrap() else { panic!("not GRPO") };
-    GrpoRunConfig::from_settings(&s, 99, vec![2], vec![500, 501], 16).unwrap()
-}
-
 type Log = Vec<Vec<SampleRow>>;
 
 fn run_steps(runner: &mut GrpoRunner, data: &[RlPrompt], n: u64, log: &mut Log) {
@@ -335,7 +299,7 @@ fn grpo_resumed_from_a_checkpoint_file_matches_the_uninterrupted_run() {
     let mut model = policy();
     let mut straight: Log = vec![];
     let final_straight = {
-        let mut r = GrpoRunner::new(config(), &mut model).unwrap();
+        let mut r = GrpoRunner::new(ptst_config(), &mut model).unwrap();
         run_steps(&mut r, &data, 6, &mut straight);
         assert!(r.is_done());
         weights(r.policy)
@@ -346,7 +310,7 @@ fn grpo_resumed_from_a_checkpoint_file_matches_the_uninterrupted_run() {
     let mut first: Log = vec![];
     {
         let mut model = policy();
-        let mut r = GrpoRunner::new(config(), &mut model).unwrap();
+        let mut r = GrpoRunner::new(ptst_config(), &mut model).unwrap();
         run_steps(&mut r, &data, 4, &mut first);
         let stage = r.cfg.ptst.locate(r.next_step - 1).unwrap().stage;
         assert_eq!(stage, 1);
@@ -377,7 +341,7 @@ fn grpo_resumed_from_a_checkpoint_file_matches_the_uninterrupted_run() {
     assert!(info.require_manifest(&"ef".repeat(32)).is_err());
     assert_eq!((info.step(), info.trainer.next_step, info.trainer.updates), (4, 4, 8));
     let mut model = policy();
-    let mut r = GrpoRunner::new(config(), &mut model).unwrap();
+    let mut r = GrpoRunner::new(ptst_config(), &mut model).unwrap();
     checkpoint::load_into(&info, &mut *r.policy, Some(&mut r.optimizer), r.reference.as_mut()).unwrap();
     (r.next_step, r.updates) = (info.trainer.next_step, info.trainer.updates);
     assert_eq!(r.optimizer.steps_done(), 2, "stage 2's AdamW after one step");

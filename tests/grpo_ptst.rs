@@ -6,49 +6,13 @@ mod common;
 
 use std::collections::HashMap;
 
-use common::{Exact, decode, digit_prompts, model_dir};
+use common::{Exact, decode, digit_prompts, model_dir, ptst_config};
 use r1lab::model::qwen2_5_vl::Qwen2_5_VL;
-use r1lab::repro::manifest::TrainSettings;
+
 use r1lab::rl::rollout::RlPrompt;
-use r1lab::rl::run::{GrpoRunConfig, GrpoRunner};
+use r1lab::rl::run::GrpoRunner;
 use r1lab::rl::trainer::SampleRow;
 use r1lab::tch::{Device, Kind, Tensor};
-
-const TRAIN: &str = r#"
-algo = "grpo"
-schedule = [
-  { max_new_tokens = 2, group_size = 4, steps = 3 },
-  { max_new_tokens = 3, group_size = 2, steps = 3 },
-]
-carry_over = { optimizer = "reset", reference = "stage_init" }
-rollout_batch_prompts = 4
-update_batch_prompts = 2
-micro_batch = 4
-ppo_epochs = 1
-freeze_vision = true
-sampling = { temperature = 1.0, top_p = 1.0, max_prompt_tokens = 16 }
-reward = { kind = "vision_r1_hard" }
-advantage = { estimator = { kind = "grpo", eps = 1e-6 }, singleton = "zero_mean_unit_std", zero_variance = "torch_numerics" }
-surrogate = { kind = "ppo_clip", eps_low = 0.2, eps_high = 0.28 }
-log_ratio_clamp = { kind = "none" }
-aggregation = { kind = "micro_batch_token_mean" }
-kl = { estimator = "k3", coef = 1e-2 }
-entropy = { estimator = "from_logits", schedule = { kind = "constant", coef = 1e-3 } }
-
-[optimizer]
-lr = 3e-3
-betas = [0.9, 0.999]
-eps = 1e-8
-weight_decay = 1e-2
-grad_clip = 1.0
-schedule = "constant"
-warmup_ratio = 0.0
-"#;
-
-fn config() -> GrpoRunConfig {
-    let TrainSettings::Grpo(s) = toml::from_str::<TrainSettings>(TRAIN).unwrap() else { panic!("not GRPO") };
-    GrpoRunConfig::from_settings(&s, 99, vec![2], vec![500, 501], 16).unwrap()
-}
 
 fn policy() -> Qwen2_5_VL {
     Qwen2_5_VL::from_dir(&model_dir(), Device::Cpu, Kind::Float).unwrap()
@@ -85,7 +49,7 @@ fn two_stage_schedule_with_carry_over_and_exact_resume() {
     let mut model = policy();
     let mut straight: Log = vec![];
     let final_straight = {
-        let mut r = GrpoRunner::new(config(), &mut model).unwrap();
+        let mut r = GrpoRunner::new(ptst_config(), &mut model).unwrap();
         run_steps(&mut r, &data, 3, &mut straight);
         assert_eq!(r.optimizer.steps_done(), 6);
         let at_boundary = weights(r.policy);
@@ -108,14 +72,14 @@ fn two_stage_schedule_with_carry_over_and_exact_resume() {
     let mut model = policy();
     let mut first: Log = vec![];
     let snapshot = {
-        let mut r = GrpoRunner::new(config(), &mut model).unwrap();
+        let mut r = GrpoRunner::new(ptst_config(), &mut model).unwrap();
         run_steps(&mut r, &data, 4, &mut first);
         (weights(r.policy), r.optimizer.state_tensors(), weights(r.reference.as_ref().unwrap()), r.updates)
     };
     let (policy_w, adam, reference_w, updates) = snapshot;
     let mut model = policy();
     let mut resumed: Log = vec![];
-    let mut r = GrpoRunner::new(config(), &mut model).unwrap();
+    let mut r = GrpoRunner::new(ptst_config(), &mut model).unwrap();
     tch::no_grad(|| {
         for (k, mut t) in r.policy.var_store().unwrap().variables() {
             t.copy_(&policy_w[&k]);

@@ -7,6 +7,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use r1lab::data::bridging::cli::BridgeArgs;
+use r1lab::data::cli::SynthArgs;
 use r1lab::data::synthetic::export::export;
 use r1lab::data::synthetic::{Config as SynthConfig, Family, Split};
 use r1lab::hub::HubOptions;
@@ -42,13 +43,15 @@ fn setup() -> Setup {
     export(&data.join("rl"), &Family::ALL, &cfg, Split::Train, 3).unwrap();
     export(&data.join("rl"), &Family::ALL, &cfg, Split::Test, 2).unwrap();
     let bridge = BridgeArgs {
-        family: "all".into(),
-        n: 6,
-        split: Split::Train,
-        out: data.join("cold"),
-        seed: 0,
-        level: 1,
-        size: 112,
+        synth: SynthArgs {
+            family: "all".into(),
+            n: 6,
+            split: Split::Train,
+            out: data.join("cold"),
+            seed: 0,
+            level: 1,
+            size: 112,
+        },
         bridge_seed: 0,
         p_slip: 0.3,
         p_catch: 0.6,

@@ -5,9 +5,11 @@
 #![allow(dead_code)]
 use std::path::{Path, PathBuf};
 
+use r1lab::repro::manifest::TrainSettings;
 use r1lab::repro::seed::{self, SeedDomain};
 use r1lab::rl::reward::{RewardFn, RewardScore};
 use r1lab::rl::rollout::RlPrompt;
+use r1lab::rl::run::GrpoRunConfig;
 use rand::Rng;
 
 /// `tests/fixtures/qwen2_5_vl_model/model` (vocab 512; 500/501 are the image/video placeholders).
@@ -39,4 +41,42 @@ pub fn digit_prompts(base_seed: u64, step: u64, n: usize, first_uid: u64) -> Vec
             RlPrompt::from_ids(first_uid + i as u64, vec![3, 100 + d, 4], &d.to_string())
         })
         .collect()
+}
+
+/// A two-stage PTST `[train]` table on the digit task.
+pub const TRAIN: &str = r#"
+algo = "grpo"
+schedule = [
+  { max_new_tokens = 2, group_size = 4, steps = 3 },
+  { max_new_tokens = 3, group_size = 2, steps = 3 },
+]
+carry_over = { optimizer = "reset", reference = "stage_init" }
+rollout_batch_prompts = 4
+update_batch_prompts = 2
+micro_batch = 4
+ppo_epochs = 1
+freeze_vision = true
+sampling = { temperature = 1.0, top_p = 1.0, max_prompt_tokens = 16 }
+reward = { kind = "vision_r1_hard" }
+advantage = { estimator = { kind = "grpo", eps = 1e-6 }, singleton = "zero_mean_unit_std", zero_variance = "torch_numerics" }
+surrogate = { kind = "ppo_clip", eps_low = 0.2, eps_high = 0.28 }
+log_ratio_clamp = { kind = "none" }
+aggregation = { kind = "micro_batch_token_mean" }
+kl = { estimator = "k3", coef = 1e-2 }
+entropy = { estimator = "from_logits", schedule = { kind = "constant", coef = 1e-3 } }
+
+[optimizer]
+lr = 3e-3
+betas = [0.9, 0.999]
+eps = 1e-8
+weight_decay = 1e-2
+grad_clip = 1.0
+schedule = "constant"
+warmup_ratio = 0.0
+"#;
+
+/// The two-stage PTST run of the GRPO runner tests (`[train]` of a manifest).
+pub fn ptst_config() -> GrpoRunConfig {
+    let TrainSettings::Grpo(s) = toml::from_str::<TrainSettings>(TRAIN).unwrap() else { panic!("not GRPO") };
+    GrpoRunConfig::from_settings(&s, 99, vec![2], vec![500, 501], 16).unwrap()
 }

@@ -27,34 +27,16 @@ use super::filter::MIN_REASONING_WORDS;
 use super::pipeline::{BridgeConfig, BridgeRun, bridge, bridge_text};
 use super::reasoner::Knobs;
 use super::stats::BridgeStats;
-use crate::data::cli::parse_families;
+use crate::data::cli::{SynthArgs, parse_families};
 use crate::data::sharegpt::write_dataset;
 use crate::data::synthetic::{Config, Split, generate_mix};
 use crate::io::write_atomic;
 
 #[derive(Debug, Args)]
 pub struct BridgeArgs {
-    /// `all` or a comma-separated list of shapes, bars, digits, geometry.
-    #[arg(long, default_value = "all")]
-    pub family: String,
-    /// Problems per family.
-    #[arg(long, default_value_t = 100)]
-    pub n: usize,
-    /// `train` or `test` (held out).
-    #[arg(long, default_value = "train")]
-    pub split: Split,
-    /// Output folder.
-    #[arg(long)]
-    pub out: PathBuf,
-    /// Seed of the problems (as `data synth --seed`).
-    #[arg(long, default_value_t = Config::default().seed)]
-    pub seed: u64,
-    /// Difficulty 1, 2 or 3.
-    #[arg(long, default_value_t = Config::default().level)]
-    pub level: u8,
-    /// Image side in pixels, a multiple of 28 in 112..=448.
-    #[arg(long, default_value_t = Config::default().size)]
-    pub size: u32,
+    /// The problems to bridge, generated as `data synth` generates them.
+    #[command(flatten)]
+    pub synth: SynthArgs,
     /// Seed of the describer and reasoner streams.
     #[arg(long, default_value_t = 0)]
     pub bridge_seed: u64,
@@ -86,35 +68,39 @@ pub fn run(a: &BridgeArgs) -> Result<()> {
     for (name, p) in [("--p-slip", a.p_slip), ("--p-catch", a.p_catch)] {
         anyhow::ensure!((0.0..=1.0).contains(&p), "{name} {p} is not a probability: use a value in 0..=1");
     }
-    let families = parse_families(&a.family)?;
-    let synth = Config { seed: a.seed, level: a.level, size: a.size };
-    let problems = generate_mix(&families, &synth, a.split, a.n)?;
+    let families = parse_families(&a.synth.family)?;
+    let synth = Config { seed: a.synth.seed, level: a.synth.level, size: a.synth.size };
+    let problems = generate_mix(&families, &synth, a.synth.split, a.synth.n)?;
     let knobs = Knobs { p_slip: a.p_slip, p_catch: a.p_catch, ..Knobs::default() };
     let cfg = BridgeConfig { seed: a.bridge_seed, knobs };
 
     let main = bridge(&problems, DescribeMode::PseudoCotConditioned, &cfg)?;
-    let mut files =
-        vec![write_dataset(&a.out, &format!("{}_bridge", a.split), &main.records, &main.kept_problems(&problems))?];
+    let mut files = vec![write_dataset(
+        &a.synth.out,
+        &format!("{}_bridge", a.synth.split),
+        &main.records,
+        &main.kept_problems(&problems),
+    )?];
     let mut runs = vec![main];
     if a.caption_ablation {
         runs.push(bridge(&problems, DescribeMode::Caption, &cfg)?);
     }
     if a.text {
         let text = bridge_text(&problems, &cfg)?;
-        files.push(write_dataset(&a.out, &format!("{}_bridge_text", a.split), &text.records, &[])?);
+        files.push(write_dataset(&a.synth.out, &format!("{}_bridge_text", a.synth.split), &text.records, &[])?);
         runs.push(text);
     }
     for r in &runs {
-        files.push(write_samples(&a.out, a.split, r)?);
+        files.push(write_samples(&a.synth.out, a.synth.split, r)?);
     }
     let report = BridgeReport {
         synth,
-        split: a.split,
+        split: a.synth.split,
         bridge: cfg,
         min_reasoning_words: MIN_REASONING_WORDS,
         runs: runs.iter().map(|r| r.stats.clone()).collect(),
     };
-    let stats_path = a.out.join("bridge_stats.json");
+    let stats_path = a.synth.out.join("bridge_stats.json");
     write_atomic(&stats_path, &serde_json::to_vec_pretty(&report)?)?;
     files.push(stats_path);
 
