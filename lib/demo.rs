@@ -7,7 +7,8 @@
 //!    RL train / held-out splits (`data synth`), and the bridged cold-start CoT (`data bridge`, with its filter
 //!    statistics in `bridge_stats.json`) under `data.out`.
 //! 2. **Run** each manifest with [`crate::pipeline::run_manifest`] (a later stage's model is the newest finished run
-//!    of its parent stage), each leaving a complete run record.
+//!    of its parent stage), each leaving a complete run record. A stage whose run (same manifest, code commit and
+//!    seed) already finished is reused, so a second `make demo` only prints the summary again.
 //! 3. **Summarize**: one row per stage plus the untrained model (the first stage's step-0 evaluation): held-out
 //!    accuracy, format rate, mean response length, truncation; printed and written to `<runs>/<chain>-summary.md`
 //!    and `.json`.
@@ -26,7 +27,7 @@ use crate::data::synthetic::{Config as SynthConfig, Family, Split};
 use crate::hub::HubOptions;
 use crate::io::write_atomic;
 use crate::model::tiny::{TinySpec, install};
-use crate::pipeline::{RunOptions, RunOutcome, run_manifest};
+use crate::pipeline::{RunOptions, RunOutcome, finished_outcome, run_manifest};
 use crate::repro::record::Metrics;
 
 /// A chain file.
@@ -169,8 +170,14 @@ pub fn run(chain_path: &Path, opts: &DemoOptions) -> Result<Vec<SummaryRow>> {
     };
     for (i, m) in chain.manifests.iter().enumerate() {
         let t0 = Instant::now();
-        let out: RunOutcome =
-            run_manifest(&opts.repo_root.join(m), &run_opts).with_context(|| format!("stage {}", m.display()))?;
+        let path = opts.repo_root.join(m);
+        let out: RunOutcome = match finished_outcome(&path, &run_opts)? {
+            Some(done) => {
+                eprintln!("demo: {} already finished in {}; reusing it", done.record.run_id, done.dir.display());
+                done
+            }
+            None => run_manifest(&path, &run_opts).with_context(|| format!("stage {}", m.display()))?,
+        };
         if i == 0 {
             rows.push(SummaryRow {
                 stage: "untrained".into(),

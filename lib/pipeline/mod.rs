@@ -178,6 +178,25 @@ pub fn run_manifest(path: &Path, opts: &RunOptions) -> Result<RunOutcome> {
     }
 }
 
+/// The outcome of an earlier finished run of the manifest at `path` (same manifest hash, code commit and seed, so
+/// the same run id), if there is one: `make demo` run twice reuses the stages that already finished.
+pub fn finished_outcome(path: &Path, opts: &RunOptions) -> Result<Option<RunOutcome>> {
+    let manifest = Manifest::load(path)?;
+    let id = run_id(&manifest, &CodeState::detect(&opts.repo_root))?;
+    let dir = opts.runs_root.join(&id);
+    if !dir.join("run.json").is_file() {
+        return Ok(None);
+    }
+    let record = RunRecord::read(&dir)?;
+    if !record.is_complete() {
+        return Ok(None);
+    }
+    let path = dir.join("final_metrics.json");
+    let bytes = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
+    let final_metrics = serde_json::from_slice(&bytes).with_context(|| format!("parsing {}", path.display()))?;
+    Ok(Some(RunOutcome { dir, record, final_metrics }))
+}
+
 /// The last logged value of every metric.
 pub fn last_values(m: &Metrics) -> BTreeMap<String, f64> {
     m.names().into_iter().filter_map(|n| m.series(&n).last().map(|(_, v)| (n.clone(), *v))).collect()
