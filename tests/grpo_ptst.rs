@@ -2,13 +2,15 @@
 //! manifest `[train]` table runs each stage with its own group size and token cap, applies the carry-over rules
 //! at the boundary (fresh AdamW, reference = the stage's initial policy), and a run resumed mid-stage from an
 //! in-memory snapshot (weights, AdamW state, reference, counters) reproduces the uninterrupted run bit for bit.
+//! Also PAD inside the step: both variants select from the step's advantages and report their counts, and an
+//! empty selection (paper variant) skips the update.
 mod common;
 
 use std::collections::HashMap;
 
 use common::{Exact, decode, digit_prompts, model_dir, ptst_config};
 use r1lab::model::qwen2_5_vl::Qwen2_5_VL;
-
+use r1lab::rl::pad::{Pad, TauSchedule};
 use r1lab::rl::rollout::RlPrompt;
 use r1lab::rl::run::GrpoRunner;
 use r1lab::rl::trainer::SampleRow;
@@ -94,4 +96,44 @@ fn two_stage_schedule_with_carry_over_and_exact_resume() {
     assert_eq!(first[..], straight[..4]);
     assert_eq!(resumed[..], straight[4..], "the resumed steps sampled differently");
     assert_eq!(max_diff(&final_straight, &weights(r.policy)), 0.0, "resumed weights differ");
+}
+
+#[test]
+fn pad_selects_the_training_batch_and_reports_its_counts() {
+    let data = data();
+    let variants = [
+        (Pad::released_code(), "released"),
+        (Pad::Paper { t_low: 0.05, t_high: 10.0, rho: 0.5, tau: TauSchedule::paper(10) }, "paper"),
+        (Pad::Paper { t_low: 50.0, t_high: 60.0, rho: 0.5, tau: TauSchedule::paper(10) }, "empty"),
+    ];
+    for (pad, name) in variants {
+        let mut model = policy();
+        let before = weights(&model);
+        let mut cfg = ptst_config();
+        cfg.pad = Some((pad, true));
+        let mut r = GrpoRunner::new(cfg, &mut model).unwrap();
+        let mut trained = false;
+        for _ in 0..3 {
+            let (_, m, samples) = r.step(&data, &Exact, 0, decode).unwrap();
+            let (effective, selected) = (m.pad_effective.unwrap(), m.pad_selected.unwrap());
+            assert_eq!(samples.iter().map(|s| s.selected).sum::<usize>(), selected, "{name}");
+            let nonzero = samples.iter().filter(|s| s.advantage.abs() > 0.05 && s.advantage.abs() < 0.97).count();
+            match name {
+                "released" => {
+                    // Strict thresholds 0.03 < |A| < 0.97, 1.5·N draws with replacement, or the full batch.
+                    assert!(effective <= samples.len());
+                    assert_eq!(selected, if effective == 0 { samples.len() } else { samples.len() * 3 / 2 });
+                    assert!(effective >= nonzero, "{name}: {effective} < {nonzero}");
+                }
+                "paper" => {
+                    assert!(selected <= effective && selected <= samples.len().div_ceil(2), "{name}: {m:?}");
+                    assert!(samples.iter().all(|s| s.selected <= 1), "the paper variant draws without replacement");
+                }
+                _ => assert_eq!((effective, selected, m.update_skipped), (0, 0, true), "{name}"),
+            }
+            trained |= !m.update_skipped;
+        }
+        let moved = max_diff(&before, &weights(r.policy)) > 0.0;
+        assert_eq!(moved, trained, "{name}: weights moved = {moved}, updates ran = {trained}");
+    }
 }
