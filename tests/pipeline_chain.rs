@@ -1,7 +1,8 @@
 //! `r1lab run` end to end on the tiny Qwen2.5-VL (issues 5 and 6): a cold-start SFT manifest whose model comes
 //! from the Hub cache, then a two-stage PTST GRPO manifest whose model is the SFT run's checkpoint (`parent_run`),
 //! both leaving complete run records; and a run killed with SIGKILL after a checkpoint that `--resume` finishes
-//! with exactly the parameters of an uninterrupted run.
+//! with exactly the parameters, `metrics.parquet`, `fingerprints.jsonl` and final metrics (byte for byte) of an
+//! uninterrupted run of the same manifest.
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -188,6 +189,11 @@ fn a_killed_run_resumes_to_the_uninterrupted_result() {
     let got = checkpoint::latest(&run_dir).unwrap().unwrap();
     assert_eq!(got.step(), want.step());
     assert_eq!(got.record.params_sha256, want.record.params_sha256, "resumed parameters differ");
+    for f in ["metrics.parquet", "fingerprints.jsonl", "final_metrics.json"] {
+        let (a, b) = (std::fs::read(straight.dir.join(f)).unwrap(), std::fs::read(run_dir.join(f)).unwrap());
+        assert!(a == b, "{f} of the resumed run differs from the uninterrupted run's");
+    }
+    assert!(run_dir.join("timing.parquet").is_file());
     let again = cli(&s, &["run", m, "--runs", runs.to_str().unwrap(), "--quiet", "--resume"]).output().unwrap();
     assert!(!again.status.success() && String::from_utf8_lossy(&again.stderr).contains("already finished"));
 }

@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use anyhow::{Context, Result, ensure};
-use polars::prelude::{Column, DataFrame, ParquetWriter};
+use polars::prelude::{Column, DataFrame, NamedFrom, ParquetWriter, Series};
 
 use super::{StageContext, last_values};
 use crate::data::easyr1;
@@ -23,6 +23,7 @@ use crate::model::sampling::SamplingParams;
 use crate::processor::chat::{ChatProcessor, PREPROCESSOR_CONFIG_FILE};
 use crate::processor::image::ImageProcessorConfig;
 use crate::repro::checkpoint::{self, CheckpointParts, TrainerKind, TrainerState};
+use crate::repro::fingerprint::{bits, digest_f64, digest_i64};
 use crate::repro::manifest::{DataFilters, GrpoSettings};
 use crate::rl::reward::{Reward, RewardFn};
 use crate::rl::rollout::RlPrompt;
@@ -88,11 +89,7 @@ fn step_values(m: &StepMetrics, stage: usize) -> Vec<(&'static str, f64)> {
         ("lr", u.lr),
         ("optimizer_steps", u.optimizer_steps as f64),
         ("skipped_steps", u.skipped_steps as f64),
-        ("tokens_per_s", m.tokens_per_s),
-        ("time_rollout_s", m.time_rollout_s),
-        ("time_log_prob_s", m.time_log_prob_s),
-        ("time_update_s", m.time_update_s),
-        ("time_total_s", m.time_total_s),
+        ("update_skipped", f64::from(u8::from(m.update_skipped))),
     ];
     let optional = [
         ("accuracy", m.accuracy),
@@ -107,6 +104,30 @@ fn step_values(m: &StepMetrics, stage: usize) -> Vec<(&'static str, f64)> {
     v
 }
 
+fn timing_values(m: &StepMetrics) -> [(&'static str, f64); 5] {
+    [
+        ("tokens_per_s", m.tokens_per_s),
+        ("time_rollout_s", m.time_rollout_s),
+        ("time_log_prob_s", m.time_log_prob_s),
+        ("time_update_s", m.time_update_s),
+        ("time_total_s", m.time_total_s),
+    ]
+}
+
+/// The step's fingerprint: every response's (prompt uid, sample, token ids), rewards, advantages, loss, norm.
+fn fingerprint(m: &StepMetrics, rows: &[SampleRow]) -> Vec<(&'static str, String)> {
+    let tokens = rows.iter().flat_map(|r| {
+        [r.prompt_uid as i64, r.sample as i64, r.response.len() as i64].into_iter().chain(r.response.iter().copied())
+    });
+    vec![
+        ("tokens", digest_i64(tokens)),
+        ("rewards", digest_f64(rows.iter().map(|r| r.reward.overall))),
+        ("advantages", digest_f64(rows.iter().map(|r| r.advantage))),
+        ("pg_loss", bits(m.update.pg_loss)),
+        ("grad_norm", bits(m.update.grad_norm)),
+    ]
+}
+
 /// Writes `samples.parquet`: one row per sampled response.
 pub fn write_samples(path: &Path, rows: &[SampleRow]) -> Result<()> {
     let col = |name: &str, v: Vec<f64>| Column::new(name.into(), v);
@@ -116,6 +137,10 @@ pub fn write_samples(path: &Path, rows: &[SampleRow]) -> Result<()> {
             Column::new("step".into(), rows.iter().map(|r| r.step).collect::<Vec<_>>()),
             Column::new("prompt_uid".into(), rows.iter().map(|r| r.prompt_uid).collect::<Vec<_>>()),
             Column::new("sample".into(), rows.iter().map(|r| r.sample as u64).collect::<Vec<_>>()),
+            Column::new(
+                "response_ids".into(),
+                rows.iter().map(|r| Series::new("".into(), &r.response)).collect::<Vec<Series>>(),
+            ),
             Column::new("text".into(), rows.iter().map(|r| r.text.clone()).collect::<Vec<_>>()),
             Column::new("response_len".into(), rows.iter().map(|r| r.response_len as u64).collect::<Vec<_>>()),
             Column::new("truncated".into(), rows.iter().map(|r| r.truncated).collect::<Vec<_>>()),
@@ -196,8 +221,7 @@ pub fn run_stage(ctx: &mut StageContext, s: &GrpoSettings) -> Result<BTreeMap<St
         info.require_manifest(&manifest_sha)?;
         checkpoint::load_into(&info, runner.policy, Some(&mut runner.optimizer), runner.reference.as_mut())?;
         (runner.next_step, runner.updates) = (info.trainer.next_step, info.trainer.updates);
-        ctx.metrics =
-            crate::repro::record::Metrics::read_parquet(&ctx.run.dir().join("metrics.parquet"), runner.next_step + 1)?;
+        ctx.restore(runner.next_step)?;
     } else {
         ctx.metrics.log(0, &[("prompts_dropped_for_length", dropped as f64)])?;
         run_evals(ctx, runner.policy, &processor, &image_cfg, reward, 0, false)?;
@@ -210,6 +234,8 @@ pub fn run_stage(ctx: &mut StageContext, s: &GrpoSettings) -> Result<BTreeMap<St
         let (pos, m, rows) = runner.step(&data, &reward as &dyn RewardFn, pad, decode)?;
         let step = m.step + 1;
         ctx.metrics.append(step, &step_values(&m, pos.stage))?;
+        ctx.timings.log(step, &timing_values(&m))?;
+        ctx.fingerprints.push(step, fingerprint(&m, &rows))?;
         samples.extend(rows);
         bar.set_message(format!("stage {} reward {:.3} len {:.0}", pos.stage + 1, m.reward_mean, m.response_len_mean));
         bar.inc(1);

@@ -5,7 +5,8 @@
 //! 2. Resolve the model, the data and the eval suites to local files ([`resolve`]), hashing every input.
 //! 3. Start the run record (`run.json`, status `running`), or reopen it with `--resume` and continue from its
 //!    newest complete checkpoint.
-//! 4. Train: SFT ([`sft`]) or GRPO under the PTST schedule ([`grpo`]), logging every step to `metrics.parquet`,
+//! 4. Train: SFT ([`sft`]) or GRPO under the PTST schedule ([`grpo`]), logging every step to `metrics.parquet`
+//!    (deterministic values), `timing.parquet` (wall-clock values) and `fingerprints.jsonl`,
 //!    evaluating the suites every `every_steps` and at the end ([`crate::eval::heldout`]), and checkpointing every
 //!    `checkpoint.every_steps` and at the end ([`crate::repro::checkpoint`]).
 //! 5. Finish the record with the outputs' hashes and the final metrics (`final_metrics.json`); on error, mark it
@@ -25,9 +26,15 @@ use crate::eval::heldout::EvalSummary;
 use crate::hub::{Hub, HubOptions};
 use crate::io::write_atomic;
 use crate::model::qwen2_5_vl::model::run::parse_dtype;
+use crate::repro::fingerprint::Fingerprints;
 use crate::repro::manifest::{Manifest, TrainSettings};
 use crate::repro::record::{CodeState, Metrics, Run, RunRecord, run_id};
 use resolve::{Resolved, Roots};
+
+/// Wall-clock metrics of a run.
+pub const TIMING_FILE: &str = "timing.parquet";
+/// Per-step fingerprints of a run.
+pub const FINGERPRINTS_FILE: &str = "fingerprints.jsonl";
 
 /// How `r1lab run` runs a manifest.
 #[derive(Debug, Clone)]
@@ -70,7 +77,12 @@ pub struct StageContext<'a> {
     pub device: Device,
     pub kind: Kind,
     pub run: &'a mut Run,
+    /// Deterministic per-step values (`metrics.parquet`: byte-identical across replays on the same device kind).
     pub metrics: Metrics,
+    /// Wall-clock values (`timing.parquet`: throughput and time splits, which no replay reproduces).
+    pub timings: Metrics,
+    /// `fingerprints.jsonl`.
+    pub fingerprints: Fingerprints,
     pub progress: bool,
     /// Resume from this checkpoint folder.
     pub resume_from: Option<PathBuf>,
@@ -81,10 +93,31 @@ impl StageContext<'_> {
     pub fn flush_metrics(&mut self, plot: &[&str]) -> Result<()> {
         let names = self.metrics.names();
         let present: Vec<&str> = plot.iter().copied().filter(|p| names.iter().any(|n| n == p)).collect();
-        if present.is_empty() {
-            return Ok(());
+        if !present.is_empty() {
+            self.run.write_metrics(&self.metrics, &present)?;
         }
-        self.run.write_metrics(&self.metrics, &present)
+        if !self.timings.is_empty() {
+            self.timings.write_parquet(&self.run.dir().join(TIMING_FILE))?;
+            self.run.add_output(TIMING_FILE)?;
+        }
+        if !self.fingerprints.steps.is_empty() {
+            self.fingerprints.write(&self.run.dir().join(FINGERPRINTS_FILE))?;
+            self.run.add_output(FINGERPRINTS_FILE)?;
+        }
+        Ok(())
+    }
+
+    /// Restores the tables of a run resumed after `next_step` completed steps.
+    pub fn restore(&mut self, next_step: u64) -> Result<()> {
+        let dir = self.run.dir().to_path_buf();
+        self.metrics = Metrics::read_parquet(&dir.join("metrics.parquet"), next_step + 1)?;
+        if dir.join(TIMING_FILE).is_file() {
+            self.timings = Metrics::read_parquet(&dir.join(TIMING_FILE), next_step + 1)?;
+        }
+        if dir.join(FINGERPRINTS_FILE).is_file() {
+            self.fingerprints = Fingerprints::read(&dir.join(FINGERPRINTS_FILE), next_step + 1)?;
+        }
+        Ok(())
     }
 
     /// Logs an evaluation at `step` and writes its rows to `eval/<suite>-step<step>.jsonl`.
@@ -154,6 +187,8 @@ pub fn run_manifest(path: &Path, opts: &RunOptions) -> Result<RunOutcome> {
         kind,
         run: &mut run,
         metrics: Metrics::new(),
+        timings: Metrics::new(),
+        fingerprints: Fingerprints::default(),
         progress: opts.progress,
         resume_from,
     };

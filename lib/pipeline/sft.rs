@@ -11,6 +11,7 @@ use super::{StageContext, last_values};
 use crate::data::sharegpt;
 use crate::model::qwen2_5_vl::model::run::load;
 use crate::repro::checkpoint::{self, CheckpointParts, TrainerKind, TrainerState};
+use crate::repro::fingerprint::bits;
 use crate::repro::manifest::SftSettings;
 use crate::rl::reward::Reward;
 use crate::sft::trainer::{PrepareOptions, SftTrainer, prepare};
@@ -50,8 +51,7 @@ pub fn run_stage(ctx: &mut StageContext, s: &SftSettings) -> Result<BTreeMap<Str
         info.require_manifest(&manifest_sha)?;
         checkpoint::load_into(&info, &mut model, Some(trainer.optimizer_mut()), None)?;
         start = info.trainer.next_step as usize;
-        let path = ctx.run.dir().join("metrics.parquet");
-        ctx.metrics = crate::repro::record::Metrics::read_parquet(&path, start as u64 + 1)?;
+        ctx.restore(start as u64)?;
     } else {
         let st = data.stats;
         ctx.metrics.log(
@@ -67,7 +67,8 @@ pub fn run_stage(ctx: &mut StageContext, s: &SftSettings) -> Result<BTreeMap<Str
     let bar = progress_bar(ctx.progress, total as u64, "sft");
     bar.set_position(start as u64);
     let every = ctx.manifest.checkpoint.every_steps;
-    let mut pending: Vec<(u64, Vec<(&'static str, f64)>)> = Vec::new();
+    type Pending = (u64, Vec<(&'static str, f64)>, [(&'static str, f64); 2], Vec<(&'static str, String)>);
+    let mut pending: Vec<Pending> = Vec::new();
     let mut step_from = start;
     while step_from < total {
         // Run up to the next checkpoint boundary, then evaluate / checkpoint outside the trainer's borrow.
@@ -82,17 +83,19 @@ pub fn run_stage(ctx: &mut StageContext, s: &SftSettings) -> Result<BTreeMap<Str
                     ("skipped", f64::from(u8::from(m.skipped))),
                     ("tokens", m.tokens as f64),
                     ("target_tokens", m.target_tokens as f64),
-                    ("tokens_per_s", m.tokens_per_s),
-                    ("time_step_s", m.wall_s),
                     ("epoch", m.epoch as f64),
                 ],
+                [("tokens_per_s", m.tokens_per_s), ("time_step_s", m.wall_s)],
+                vec![("loss", bits(m.loss)), ("grad_norm", bits(m.grad_norm)), ("lr", bits(m.lr))],
             ));
             bar.set_message(format!("loss {:.3}", m.loss));
             bar.inc(1);
             Ok(())
         })?;
-        for (step, values) in pending.drain(..) {
+        for (step, values, timing, fingerprint) in pending.drain(..) {
             ctx.metrics.append(step, &values)?;
+            ctx.timings.log(step, &timing)?;
+            ctx.fingerprints.push(step, fingerprint)?;
             run_evals(ctx, &model, &processor, &image_cfg, Reward::VisionR1Hard, step, step as usize != total)?;
         }
         step_from = next_ckpt;

@@ -79,6 +79,8 @@ pub struct SampleRow {
     pub step: u64,
     pub prompt_uid: u64,
     pub sample: usize,
+    /// The response's token ids.
+    pub response: Vec<i64>,
     pub text: String,
     pub response_len: usize,
     pub truncated: bool,
@@ -225,6 +227,7 @@ pub fn grpo_step(
             step,
             prompt_uid: prompts[r.prompt].uid,
             sample: r.sample,
+            response: r.response.clone(),
             text: r.text.clone(),
             response_len: r.response.len(),
             truncated: r.truncated,
