@@ -22,6 +22,8 @@ use serde::{Deserialize, Serialize};
 use crate::backend::DeviceSpec;
 use crate::data::bridging::cli::BridgeArgs;
 use crate::data::cli::SynthArgs;
+use crate::data::format::AnswerFormat;
+use crate::data::sharegpt;
 use crate::data::synthetic::export::export;
 use crate::data::synthetic::{Config as SynthConfig, Family, Split};
 use crate::hub::HubOptions;
@@ -67,7 +69,8 @@ pub struct DataSettings {
     /// Problems per family fed to modality bridging (the kept ones become the cold-start set).
     pub bridge_per_family: usize,
     pub bridge_seed: u64,
-    /// Also build the text-twin cold-start set (ReVisual-R1's text cold start).
+    /// Also build the text-twin cold-start sets (`train_bridge_text.json`, and `train_bridge_text_boxed.json` in
+    /// ReVisual-R1's answer format for its text cold start).
     #[serde(default)]
     pub text_twins: bool,
 }
@@ -137,7 +140,25 @@ pub fn prepare(chain: &Chain, repo_root: &Path, hub: &HubOptions) -> Result<f64>
         text: d.text_twins,
     };
     crate::data::bridging::cli::run(&args)?;
+    if d.text_twins {
+        let written = boxed_twin(&out.join("cold"))?;
+        eprintln!("prepare: ReVisual-R1 text cold start (\\boxed answers) in {}", written.display());
+    }
     Ok(t0.elapsed().as_secs_f64())
+}
+
+/// `train_bridge_text_boxed.json`: the bridged text-twin CoT with ReVisual-R1's answer format
+/// ([`AnswerFormat::Boxed`]), for the ReVisual chain's text cold start.
+fn boxed_twin(dir: &Path) -> Result<PathBuf> {
+    let mut records = sharegpt::read_json(&dir.join("train_bridge_text.json"))?;
+    for m in records.iter_mut().flat_map(|r| r.messages.iter_mut()).filter(|m| m.role == "assistant") {
+        m.content = AnswerFormat::Boxed
+            .convert(&m.content)
+            .with_context(|| format!("a bridged response is not in Vision-R1's format: {:?}", m.content))?;
+    }
+    let path = dir.join("train_bridge_text_boxed.json");
+    sharegpt::write_json(&path, &records)?;
+    Ok(path)
 }
 
 const SUMMARY_KEYS: [&str; 4] = ["heldout.acc", "heldout.format", "heldout.len", "heldout.truncated"];
@@ -222,4 +243,42 @@ pub fn summary_table(rows: &[SummaryRow]) -> String {
         ));
     }
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::repro::manifest::Manifest;
+
+    fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
+        for e in std::fs::read_dir(dir).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                walk(&p, out);
+            } else if p.extension().is_some_and(|x| x == "toml") {
+                out.push(p);
+            }
+        }
+    }
+
+    #[test]
+    fn every_checked_in_manifest_and_chain_loads() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let mut files = vec![];
+        walk(&root.join("experiments"), &mut files);
+        let (mut manifests, mut chains) = (0, 0);
+        for f in files {
+            if f.to_string_lossy().ends_with(".chain.toml") {
+                let c = Chain::load(&f).unwrap_or_else(|e| panic!("{}: {e:#}", f.display()));
+                for m in &c.manifests {
+                    assert!(root.join(m).is_file(), "{} names a missing manifest {}", f.display(), m.display());
+                }
+                chains += 1;
+            } else {
+                Manifest::load(&f).unwrap_or_else(|e| panic!("{}: {e:#}", f.display()));
+                manifests += 1;
+            }
+        }
+        assert!(manifests >= 7 && chains >= 2, "{manifests} manifests, {chains} chains");
+    }
 }

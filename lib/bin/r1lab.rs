@@ -99,6 +99,51 @@ enum Command {
         /// No progress bars.
         #[arg(long)]
         quiet: bool,
+        /// Refuse a manifest that is not locked (see `r1lab lock`).
+        #[arg(long)]
+        require_locked: bool,
+    },
+    /// Pin every input of a manifest by content hash (Hub commits and file sha256s, local file sha256s, the parent
+    /// run's checkpoint) and write the locked copy next to it as <stem>.lock.toml.
+    Lock {
+        manifest: PathBuf,
+        /// Folder of run folders (where parent runs are looked up).
+        #[arg(long, default_value = "artifacts/runs")]
+        runs: PathBuf,
+    },
+    /// Rerun a finished run and report the replay level reached (L0 inputs, L1 bit-identical fingerprints);
+    /// prints the report as JSON and writes RUN_DIR/replay-<n>/replay.json.
+    Replay {
+        run_dir: PathBuf,
+        /// Compare only the first K steps (default: every recorded step).
+        #[arg(long)]
+        steps: Option<u64>,
+        /// Folder of run folders where parent runs are looked up [default: the folder holding RUN_DIR].
+        #[arg(long)]
+        runs: Option<PathBuf>,
+    },
+    /// Run a grid of manifest variants with paired seeds and write sweep.parquet, sweep_summary.parquet
+    /// (mean, 95 % CI), sweep.png and a markdown table.
+    Sweep {
+        manifest: PathBuf,
+        /// A dotted manifest key and its values, e.g. train.optimizer.lr=1e-3,3e-3 (repeatable).
+        #[arg(long = "set", required = true)]
+        set: Vec<String>,
+        /// Base seeds every cell runs with, e.g. 1,2,3.
+        #[arg(long, value_delimiter = ',', required = true)]
+        seeds: Vec<u64>,
+        /// The final metric to tabulate.
+        #[arg(long, default_value = "heldout.acc")]
+        metric: String,
+        /// Output folder [default: artifacts/sweeps/<manifest file stem>].
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Folder of run folders (where parent runs are looked up).
+        #[arg(long, default_value = "artifacts/runs")]
+        runs: PathBuf,
+        /// No progress bars.
+        #[arg(long)]
+        quiet: bool,
     },
     /// Run Qwen2.5-VL on one chat prompt (+ images) and write logits, input_ids, pixel_values, image_grid_thw.
     Forward {
@@ -107,6 +152,37 @@ enum Command {
         /// Output safetensors file.
         #[arg(long)]
         out: PathBuf,
+    },
+    /// OpenAI-compatible HTTP server (/v1/chat/completions, /v1/models) over a Qwen2.5-VL checkpoint, batching
+    /// concurrent requests; prints `listening on http://ADDR` once the model is loaded.
+    Serve {
+        /// Checkpoint folder: config.json, safetensors, tokenizer.json, chat template, preprocessor_config.json.
+        #[arg(long)]
+        model: PathBuf,
+        /// Address to bind; the default is loopback only.
+        #[arg(long, default_value = "127.0.0.1")]
+        host: String,
+        /// Port; 0 picks a free one.
+        #[arg(long, default_value_t = 8000)]
+        port: u16,
+        /// Name reported by /v1/models [default: the folder name].
+        #[arg(long)]
+        served_model_name: Option<String>,
+        /// Weights and activations: f32 or bf16.
+        #[arg(long, default_value = "f32")]
+        dtype: String,
+        /// Most sequences (n counted) generated together.
+        #[arg(long, default_value_t = 32)]
+        max_batch: usize,
+        /// HTTP handler threads (requests in flight).
+        #[arg(long, default_value_t = 16)]
+        threads: usize,
+        /// Largest request body in MiB.
+        #[arg(long, default_value_t = 32)]
+        max_body_mib: usize,
+        /// Largest image in MiB (encoded).
+        #[arg(long, default_value_t = 16)]
+        max_image_mib: usize,
     },
     /// Generate a reply to one chat prompt (+ images) with Qwen2.5-VL; prints the text, then a JSON summary on
     /// stderr.
@@ -211,7 +287,7 @@ fn main() -> Result<()> {
         Command::Hub { command } => r1lab::hub::cli::run(&command)?,
         Command::Data { command } => r1lab::data::cli::run(&command)?,
         Command::Tiny { command } => r1lab::model::tiny::cli::run(&command)?,
-        Command::Run { manifest, runs, resume, quiet } => {
+        Command::Run { manifest, runs, resume, quiet, require_locked } => {
             let opts = RunOptions {
                 repo_root: std::env::current_dir()?,
                 runs_root: runs,
@@ -220,11 +296,51 @@ fn main() -> Result<()> {
                 progress: !quiet,
                 hub: r1lab::hub::HubOptions::from_env(),
             };
-            let out = r1lab::pipeline::run_manifest(&manifest, &opts)?;
+            let control = r1lab::pipeline::RunControl { require_locked, ..Default::default() };
+            let out = r1lab::pipeline::run_manifest_with(&manifest, &opts, &control)?;
             println!("run {} finished: {}", out.record.run_id, out.dir.display());
             for (k, v) in &out.final_metrics {
                 println!("  {k} = {v:.4}");
             }
+        }
+        Command::Lock { manifest, runs } => {
+            let roots = r1lab::pipeline::resolve::Roots { repo: std::env::current_dir()?, runs };
+            let hub = r1lab::hub::Hub::from_env();
+            let (path, report) = r1lab::repro::lock::lock_file(&manifest, &roots, &hub)?;
+            println!("{}", serde_json::to_string_pretty(&report)?);
+            let state = if report.is_locked() { "locked" } else { "still unlocked (see unresolved)" };
+            eprintln!("lock: {} -> {} ({state})", manifest.display(), path.display());
+        }
+        Command::Replay { run_dir, steps, runs } => {
+            let runs_root = runs.or_else(|| run_dir.parent().map(PathBuf::from)).unwrap_or_default();
+            let opts = RunOptions {
+                repo_root: std::env::current_dir()?,
+                runs_root,
+                device: cli.device,
+                resume: false,
+                progress: false,
+                hub: r1lab::hub::HubOptions::from_env(),
+            };
+            let report = r1lab::repro::replay::replay(&run_dir, &opts, steps)?;
+            println!("{}", serde_json::to_string_pretty(&report)?);
+            eprintln!("replay: {}", report.summary);
+        }
+        Command::Sweep { manifest, set, seeds, metric, out, runs, quiet } => {
+            let axes = set.iter().map(|s| r1lab::repro::sweep::Axis::parse(s)).collect::<Result<Vec<_>>>()?;
+            let spec = r1lab::repro::sweep::SweepSpec { axes, seeds, metric };
+            let stem = manifest.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+            let out = out.unwrap_or_else(|| PathBuf::from("artifacts/sweeps").join(stem));
+            let opts = RunOptions {
+                repo_root: std::env::current_dir()?,
+                runs_root: runs,
+                device: cli.device,
+                resume: false,
+                progress: !quiet,
+                hub: r1lab::hub::HubOptions::from_env(),
+            };
+            let outcome = r1lab::repro::sweep::run_sweep(&manifest, &spec, &opts, &out)?;
+            println!("{}", outcome.markdown);
+            eprintln!("sweep: {} runs, tables and plot in {}", outcome.rows.len(), outcome.dir.display());
         }
         Command::Forward { input: ChatInput { model, prompt, image, dtype }, out } => {
             let inputs =
@@ -235,6 +351,35 @@ fn main() -> Result<()> {
                 inputs.grids.len(),
                 out.display()
             );
+        }
+        Command::Serve {
+            model,
+            host,
+            port,
+            served_model_name,
+            dtype,
+            max_batch,
+            threads,
+            max_body_mib,
+            max_image_mib,
+        } => {
+            let mut opts = r1lab::serve::ServeOptions::new(model);
+            opts.model_name = served_model_name.unwrap_or(opts.model_name);
+            opts.host = host;
+            opts.port = port;
+            opts.device = cli.device.resolve()?;
+            opts.kind = run::parse_dtype(&dtype)?;
+            opts.max_batch = max_batch;
+            opts.threads = threads;
+            opts.limits.max_body_bytes = max_body_mib << 20;
+            opts.limits.max_image_bytes = max_image_mib << 20;
+            if !matches!(opts.host.as_str(), "127.0.0.1" | "localhost" | "::1") {
+                eprintln!("serve: binding {} exposes the model beyond this machine (no authentication)", opts.host);
+            }
+            let server = r1lab::serve::start(&opts)?;
+            println!("listening on http://{}", server.addr());
+            std::io::Write::flush(&mut std::io::stdout())?;
+            server.wait();
         }
         Command::Generate {
             input: ChatInput { model, prompt, image, dtype },

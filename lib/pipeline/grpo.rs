@@ -1,11 +1,13 @@
 //! The GRPO stage of `r1lab run` (Vision-R1 PTST, papers_spec §1.5; ReVisual-R1 MRL/TRL, §2.5–2.9): EasyR1
 //! records → prompts, [`crate::rl::run::GrpoRunner`] over the PTST schedule, per-step metrics, every sampled
-//! response in `samples.parquet`, evaluations and checkpoints.
+//! response in `samples/stepA-B.parquet` (one file per checkpoint interval, token ids, text, reward, advantage, PAD
+//! selections), evaluations and checkpoints.
 //!
 //! Prompts: the data file's rows in order (uid = row index); a prompt longer than
 //! `data.filters.max_prompt_tokens` (else `train.sampling.max_prompt_tokens`) is dropped and counted (EasyR1
 //! `filter_overlong_prompts`); `data.filters.max_examples` keeps the first N rows; image pixel bounds from
-//! `data.filters` override the checkpoint's `preprocessor_config.json`. Rollouts never sample `<|image_pad|>` /
+//! `data.filters` override the checkpoint's `preprocessor_config.json`; `data.format_prompt` is appended to every
+//! question (training and evaluation prompts). Rollouts never sample `<|image_pad|>` /
 //! `<|video_pad|>` ([`crate::model::sampling::SamplingParams::suppress_tokens`]).
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -15,6 +17,7 @@ use polars::prelude::{Column, DataFrame, NamedFrom, ParquetWriter, Series};
 
 use super::{StageContext, last_values};
 use crate::data::easyr1;
+use crate::data::format::with_format_prompt;
 use crate::eval::heldout::{EvalSampling, evaluate};
 use crate::io::write_atomic_with;
 use crate::model::qwen2_5_vl::Qwen2_5_VL;
@@ -29,6 +32,9 @@ use crate::rl::reward::{Reward, RewardFn};
 use crate::rl::rollout::RlPrompt;
 use crate::rl::run::{GrpoRunConfig, GrpoRunner};
 use crate::rl::trainer::{SampleRow, StepMetrics};
+
+/// The curves drawn into `plots/`.
+const PLOTS: [&str; 6] = ["reward_mean", "accuracy", "format_rate", "response_len_mean", "kl", "entropy"];
 
 /// Sequences per generate / log-prob call.
 const CHUNK: usize = 64;
@@ -54,8 +60,12 @@ pub fn load_prompts(
     image_cfg: &ImageProcessorConfig,
     max_prompt_tokens: usize,
     max_examples: Option<u64>,
+    format_prompt: Option<&str>,
 ) -> Result<(Vec<RlPrompt>, usize)> {
-    let records = easyr1::read_parquet(file)?;
+    let mut records = easyr1::read_parquet(file)?;
+    for r in &mut records {
+        r.problem = with_format_prompt(&r.problem, format_prompt);
+    }
     let dir = file.parent().unwrap_or(Path::new("."));
     let limit = max_examples.map_or(records.len(), |m| (m as usize).min(records.len()));
     let mut out = Vec::with_capacity(limit);
@@ -177,7 +187,8 @@ pub fn run_evals(
         if only_due && !suite.every_steps.is_some_and(|k| step > 0 && step.is_multiple_of(k)) {
             continue;
         }
-        let (prompts, _) = load_prompts(&sd.file, processor, image_cfg, usize::MAX, None)?;
+        let format_prompt = ctx.manifest.data.format_prompt.as_deref();
+        let (prompts, _) = load_prompts(&sd.file, processor, image_cfg, usize::MAX, None, format_prompt)?;
         let reward: Reward = suite.scorer.map_or(default_reward, Into::into);
         let params = SamplingParams {
             temperature: suite.temperature,
@@ -197,13 +208,20 @@ pub fn run_evals(
     Ok(())
 }
 
+/// Whether a replay's stop (`RunControl::max_steps`) is reached after `next` completed steps.
+fn stop_reached(next: u64, max_steps: Option<u64>) -> bool {
+    max_steps.is_some_and(|k| next >= k)
+}
+
 /// Runs a GRPO stage; returns the final metrics.
 pub fn run_stage(ctx: &mut StageContext, s: &GrpoSettings) -> Result<BTreeMap<String, f64>> {
     let (mut model, processor) = load(&ctx.model_dir, ctx.device, ctx.kind)?;
     let filters = &ctx.manifest.data.filters;
     let image_cfg = image_config(&ctx.model_dir, filters)?;
     let max_prompt = filters.max_prompt_tokens.unwrap_or(u64::from(s.sampling.max_prompt_tokens)) as usize;
-    let (data, dropped) = load_prompts(&ctx.data_file, &processor, &image_cfg, max_prompt, filters.max_examples)?;
+    let format_prompt = ctx.manifest.data.format_prompt.as_deref();
+    let (data, dropped) =
+        load_prompts(&ctx.data_file, &processor, &image_cfg, max_prompt, filters.max_examples, format_prompt)?;
     let eos = eos_token_ids(&model, &processor);
     let suppress = vec![model.config.image_token_id, model.config.video_token_id];
     let cfg = GrpoRunConfig::from_settings(s, ctx.manifest.seeds.base, eos, suppress, CHUNK)?;
@@ -227,10 +245,12 @@ pub fn run_stage(ctx: &mut StageContext, s: &GrpoSettings) -> Result<BTreeMap<St
         run_evals(ctx, runner.policy, &processor, &image_cfg, reward, 0, false)?;
     }
     let total = runner.cfg.ptst.total_steps();
+    let max_steps = ctx.max_steps;
     let bar = super::sft::progress_bar(ctx.progress, total, "grpo");
     bar.set_position(runner.next_step);
     let decode = |ids: &[i64]| processor.tokenizer.decode(&ids.iter().map(|&t| t as u32).collect::<Vec<_>>(), true);
-    while !runner.is_done() {
+    let stopped = |next: u64| stop_reached(next, max_steps);
+    while !runner.is_done() && !stopped(runner.next_step) {
         let (pos, m, rows) = runner.step(&data, &reward as &dyn RewardFn, pad, decode)?;
         let step = m.step + 1;
         ctx.metrics.append(step, &step_values(&m, pos.stage))?;
@@ -239,7 +259,7 @@ pub fn run_stage(ctx: &mut StageContext, s: &GrpoSettings) -> Result<BTreeMap<St
         samples.extend(rows);
         bar.set_message(format!("stage {} reward {:.3} len {:.0}", pos.stage + 1, m.reward_mean, m.response_len_mean));
         bar.inc(1);
-        let last = runner.is_done();
+        let last = runner.is_done() || stopped(runner.next_step);
         run_evals(ctx, runner.policy, &processor, &image_cfg, reward, step, !last)?;
         if last || step.is_multiple_of(ctx.manifest.checkpoint.every_steps) {
             let trainer = TrainerState {
@@ -259,19 +279,24 @@ pub fn run_stage(ctx: &mut StageContext, s: &GrpoSettings) -> Result<BTreeMap<St
                 trainer: &trainer,
                 keep_last: ctx.manifest.checkpoint.keep_last,
             };
+            // Samples and tables first, checkpoint last: a run killed in between resumes from the previous
+            // checkpoint and rewrites the same segment file and rows; a checkpoint is never newer than the tables.
+            if let (Some(first), Some(last)) = (samples.first(), samples.last()) {
+                let rel = format!("samples/step{:06}-{:06}.parquet", first.step + 1, last.step + 1);
+                let path = ctx.run.dir().join(&rel);
+                std::fs::create_dir_all(path.parent().expect("has a parent"))?;
+                write_samples(&path, &samples)?;
+                ctx.run.add_output(&rel)?;
+                samples.clear();
+            }
+            ctx.flush_metrics(&PLOTS)?;
             let info = checkpoint::save(ctx.run.dir(), step, &parts)?;
             let rel =
                 format!("{}/checkpoint.json", info.dir.strip_prefix(ctx.run.dir()).unwrap_or(&info.dir).display());
             ctx.run.add_output(&rel)?;
-            ctx.flush_metrics(&["reward_mean", "accuracy", "response_len_mean", "kl", "entropy"])?;
         }
     }
     bar.finish();
-    let samples_path =
-        ctx.run.dir().join(format!("samples-from-step{:06}.parquet", samples.first().map_or(0, |s| s.step)));
-    write_samples(&samples_path, &samples)?;
-    let rel = samples_path.file_name().unwrap().to_string_lossy().to_string();
-    ctx.run.add_output(&rel)?;
-    ctx.flush_metrics(&["reward_mean", "accuracy", "response_len_mean", "kl", "entropy"])?;
+    ctx.flush_metrics(&PLOTS)?;
     Ok(last_values(&ctx.metrics))
 }

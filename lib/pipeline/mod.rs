@@ -52,6 +52,19 @@ pub struct RunOptions {
     pub hub: HubOptions,
 }
 
+/// Controls of a run beyond [`RunOptions`], for `r1lab run --require-locked`, `r1lab replay` and `r1lab sweep`
+/// (crate::repro::{lock, replay, sweep}); the default is a plain `r1lab run`.
+#[derive(Debug, Clone, Default)]
+pub struct RunControl {
+    /// Refuse a manifest that is not locked ([`crate::repro::lock::require_locked`]).
+    pub require_locked: bool,
+    /// Stop after this many training steps (the schedules still span the manifest's full length, so steps
+    /// `1..=k` are those of the full run).
+    pub max_steps: Option<u64>,
+    /// Put the run folder here instead of in `RunOptions::runs_root` (parent runs are still looked up there).
+    pub record_root: Option<PathBuf>,
+}
+
 /// What a finished run produced.
 #[derive(Debug, Clone)]
 pub struct RunOutcome {
@@ -86,6 +99,8 @@ pub struct StageContext<'a> {
     pub progress: bool,
     /// Resume from this checkpoint folder.
     pub resume_from: Option<PathBuf>,
+    /// Stop after this many steps ([`RunControl::max_steps`]).
+    pub max_steps: Option<u64>,
 }
 
 impl StageContext<'_> {
@@ -146,7 +161,16 @@ impl StageContext<'_> {
 
 /// Runs the manifest at `path` (see the module doc).
 pub fn run_manifest(path: &Path, opts: &RunOptions) -> Result<RunOutcome> {
+    run_manifest_with(path, opts, &RunControl::default())
+}
+
+/// [`run_manifest`] under `control`.
+pub fn run_manifest_with(path: &Path, opts: &RunOptions, control: &RunControl) -> Result<RunOutcome> {
     let manifest = Manifest::load(path)?;
+    if control.require_locked {
+        crate::repro::lock::require_locked(&manifest, path)?;
+    }
+    let record_root = control.record_root.as_ref().unwrap_or(&opts.runs_root);
     let code = CodeState::detect(&opts.repo_root);
     let id = run_id(&manifest, &code)?;
     let roots = Roots { repo: opts.repo_root.clone(), runs: opts.runs_root.clone() };
@@ -171,11 +195,11 @@ pub fn run_manifest(path: &Path, opts: &RunOptions) -> Result<RunOutcome> {
     let device = opts.device.resolve()?;
     let env = EnvInfo::collect(opts.device, device);
     let (mut run, resume_from) = if opts.resume {
-        let run = Run::reopen(&opts.runs_root, &id, &manifest)?;
+        let run = Run::reopen(record_root, &id, &manifest)?;
         let ckpt = crate::repro::checkpoint::latest(run.dir())?.map(|c| c.dir);
         (run, ckpt)
     } else {
-        (Run::start(&opts.runs_root, &id, &manifest, code, &env, inputs)?, None)
+        (Run::start(record_root, &id, &manifest, code, &env, inputs)?, None)
     };
     let kind = parse_dtype(&manifest.model.dtype)?;
     let mut ctx = StageContext {
@@ -191,6 +215,7 @@ pub fn run_manifest(path: &Path, opts: &RunOptions) -> Result<RunOutcome> {
         fingerprints: Fingerprints::default(),
         progress: opts.progress,
         resume_from,
+        max_steps: control.max_steps,
     };
     let result = match &manifest.train {
         TrainSettings::Sft(s) => sft::run_stage(&mut ctx, s),

@@ -115,7 +115,7 @@ pub fn data_file(source: &Source, split: &str, ext: &str, roots: &Roots, hub: &H
 
 /// The checkpoint of the newest finished run (by end time) of `stage` under `runs`, at `step` or its last
 /// checkpoint, verified: `(folder, step, params_sha256)`.
-fn newest_parent(runs: &Path, stage: &str, step: Option<u64>) -> Result<(PathBuf, u64, String)> {
+pub fn newest_parent(runs: &Path, stage: &str, step: Option<u64>) -> Result<(PathBuf, u64, String)> {
     let mut finished: Vec<(String, PathBuf)> = Vec::new();
     for e in std::fs::read_dir(runs).with_context(|| format!("listing the runs in {}", runs.display()))? {
         let dir = e?.path();

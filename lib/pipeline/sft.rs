@@ -8,6 +8,7 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use super::grpo::{image_config, run_evals};
 use super::{StageContext, last_values};
+use crate::data::format::with_format_prompt;
 use crate::data::sharegpt;
 use crate::model::qwen2_5_vl::model::run::load;
 use crate::repro::checkpoint::{self, CheckpointParts, TrainerKind, TrainerState};
@@ -39,10 +40,16 @@ pub fn run_stage(ctx: &mut StageContext, s: &SftSettings) -> Result<BTreeMap<Str
     if let Some(m) = ctx.manifest.data.filters.max_examples {
         records.truncate(m as usize);
     }
+    let format_prompt = ctx.manifest.data.format_prompt.as_deref();
+    for msg in records.iter_mut().flat_map(|r| r.messages.iter_mut()).filter(|m| m.role == "user") {
+        msg.content = with_format_prompt(&msg.content, format_prompt);
+    }
     let media = ctx.data_file.parent().map(|p| p.to_path_buf()).unwrap_or_default();
     let data = prepare(&processor, &image_cfg, &records, &media, &PrepareOptions::from_settings(s))?;
     let mut trainer = SftTrainer::for_model(s, ctx.manifest.seeds.base, &model)?;
     let total = trainer.total_steps(data.examples.len())?;
+    // A replay's stop (RunControl::max_steps): the LR schedule inside the trainer still spans the full run.
+    let total = ctx.max_steps.map_or(total, |k| total.min(k as usize));
     let manifest_sha = ctx.manifest.sha256()?;
     let run_id = ctx.run.record().run_id.clone();
     let mut start = 0usize;
@@ -99,6 +106,9 @@ pub fn run_stage(ctx: &mut StageContext, s: &SftSettings) -> Result<BTreeMap<Str
             run_evals(ctx, &model, &processor, &image_cfg, Reward::VisionR1Hard, step, step as usize != total)?;
         }
         step_from = next_ckpt;
+        // Tables first, checkpoint last: a run killed in between resumes from the previous checkpoint and rewrites
+        // the rows after it; a checkpoint is never newer than the tables.
+        ctx.flush_metrics(&["loss", "grad_norm", "lr"])?;
         let trainer_state = TrainerState {
             kind: TrainerKind::Sft,
             next_step: step_from as u64,
@@ -119,10 +129,8 @@ pub fn run_stage(ctx: &mut StageContext, s: &SftSettings) -> Result<BTreeMap<Str
         let info = checkpoint::save(ctx.run.dir(), step_from as u64, &parts)?;
         let rel = format!("{}/checkpoint.json", info.dir.strip_prefix(ctx.run.dir()).unwrap_or(&info.dir).display());
         ctx.run.add_output(&rel)?;
-        ctx.flush_metrics(&["loss", "grad_norm", "lr"])?;
     }
     bar.finish();
-    run_evals(ctx, &model, &processor, &image_cfg, Reward::VisionR1Hard, total as u64, false).ok();
     ctx.flush_metrics(&["loss", "grad_norm", "lr"])?;
     Ok(last_values(&ctx.metrics))
 }

@@ -9,9 +9,16 @@
 //!   canonical parameter hash; exact resume (`r1lab run --resume`, in [`crate::pipeline`]).
 //! - [`fingerprint`]: per-step digests (`fingerprints.jsonl`) that locate the first divergence of a replay.
 //!
-//! Not here yet: `r1lab lock`, replay, sweeps (issue 5 items 2, 5, 6).
+//! - [`lock`]: `r1lab lock` pins every input by content hash; `r1lab run --require-locked` refuses the rest.
+//! - [`replay`]: `r1lab replay RUN_DIR` climbs the replay ladder (L0 inputs, L1 bitwise fingerprints).
+//! - [`sweep`]: `r1lab sweep` runs a grid × paired seeds and writes the mean ± 95 % CI table.
+//!
+//! Not here yet: replay levels L2/L3 (numeric and statistical tolerances in the manifest).
 pub mod checkpoint;
 pub mod fingerprint;
+pub mod lock;
 pub mod manifest;
 pub mod record;
+pub mod replay;
 pub mod seed;
+pub mod sweep;

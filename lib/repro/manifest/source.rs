@@ -147,6 +147,11 @@ pub struct DataSpec {
     pub split: String,
     #[serde(default)]
     pub filters: DataFilters,
+    /// Text appended to every user question (EasyR1's `format_prompt`, `{{ content | trim }} <text>`), for RL prompts,
+    /// SFT user turns and evaluation prompts alike; e.g. ReVisual-R1's `\boxed{}` instruction
+    /// ([`crate::data::format::REVISUAL_FORMAT_PROMPT`]). Left out: the question is used as it is (Vision-R1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub format_prompt: Option<String>,
 }
 
 impl ModelSpec {
