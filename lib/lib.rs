@@ -22,12 +22,13 @@
 //! - [`repro`]: experiment manifests (TOML, validated, hashed), stateless seeds, run records.
 //! - [`serve`]: `r1lab serve`, an OpenAI-compatible HTTP server over the tch Qwen2.5-VL with request batching.
 //! - [`endpoint`]: a client for OpenAI-compatible endpoints (retries, timeouts) and a resumable per-item job store.
-//! - [`pipelines`]: modality bridging and ReVisual-R1 curation against an endpoint (`r1lab data bridge-endpoint|curate`).
+//! - [`datagen`]: modality bridging and ReVisual-R1 curation against an endpoint (`r1lab data bridge-endpoint|curate`).
 //!
 //! Notebooks depend only on this crate (`:dep r1lab = { path = ".." }`), so the heavy crates are
 //! re-exported here and compiled once per build directory.
 pub mod backend;
 pub mod data;
+pub mod datagen;
 pub mod demo;
 pub mod endpoint;
 pub mod eval;
@@ -36,7 +37,6 @@ pub mod io;
 pub mod model;
 pub mod notebook;
 pub mod pipeline;
-pub mod pipelines;
 pub mod plot;
 pub mod processor;
 pub mod repro;

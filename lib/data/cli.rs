@@ -15,10 +15,10 @@ pub enum DataCommand {
     Synth(SynthArgs),
     /// Vision-R1 modality bridging on the synthetic family: describe, reason, filter (`data::bridging`).
     Bridge(super::bridging::cli::BridgeArgs),
-    /// Modality bridging with real models behind an OpenAI-compatible endpoint (`pipelines::bridge`).
-    BridgeEndpoint(crate::pipelines::cli::BridgeEndpointArgs),
-    /// ReVisual-R1 curation: pass rates from an endpoint, a pass-rate band, balanced sampling (`pipelines::curate`).
-    Curate(crate::pipelines::cli::CurateArgs),
+    /// Modality bridging with real models behind an OpenAI-compatible endpoint (`datagen::bridge`).
+    BridgeEndpoint(crate::datagen::cli::BridgeEndpointArgs),
+    /// ReVisual-R1 curation: pass rates from an endpoint, a pass-rate band, balanced sampling (`datagen::curate`).
+    Curate(crate::datagen::cli::CurateArgs),
 }
 
 #[derive(Debug, Args)]
@@ -57,8 +57,8 @@ pub fn run(cmd: &DataCommand) -> Result<()> {
     let a = match cmd {
         DataCommand::Synth(a) => a,
         DataCommand::Bridge(b) => return super::bridging::cli::run(b),
-        DataCommand::BridgeEndpoint(b) => return crate::pipelines::cli::run_bridge(b),
-        DataCommand::Curate(c) => return crate::pipelines::cli::run_curate(c),
+        DataCommand::BridgeEndpoint(b) => return crate::datagen::cli::run_bridge(b),
+        DataCommand::Curate(c) => return crate::datagen::cli::run_curate(c),
     };
     let families = parse_families(&a.family)?;
     let cfg = Config { seed: a.seed, level: a.level, size: a.size };

@@ -1,5 +1,5 @@
 //! `r1lab serve` (issue 9): an OpenAI-compatible HTTP server over the tch Qwen2.5-VL, so that the data pipelines
-//! (`crate::pipelines`) and any OpenAI client can call a local checkpoint as they would call vLLM's
+//! (`crate::datagen`) and any OpenAI client can call a local checkpoint as they would call vLLM's
 //! `vllm serve` (which the papers' authors used for generation at scale).
 //!
 //! - Routes: `POST /v1/chat/completions` ([`api::ChatRequest`] → [`api::ChatResponse`]), `GET /v1/models`,
