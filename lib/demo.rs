@@ -69,10 +69,24 @@ pub struct DataSettings {
     /// Problems per family fed to modality bridging (the kept ones become the cold-start set).
     pub bridge_per_family: usize,
     pub bridge_seed: u64,
+    /// The reasoner's slip probability (`data bridge --p-slip`); default the bridge's.
+    #[serde(default = "default_p_slip")]
+    pub p_slip: f64,
+    /// Probability that a reflection catches a slip (`--p-catch`).
+    #[serde(default = "default_p_catch")]
+    pub p_catch: f64,
     /// Also build the text-twin cold-start sets (`train_bridge_text.json`, and `train_bridge_text_boxed.json` in
     /// ReVisual-R1's answer format for its text cold start).
     #[serde(default)]
     pub text_twins: bool,
+}
+
+fn default_p_slip() -> f64 {
+    crate::data::bridging::reasoner::Knobs::default().p_slip
+}
+
+fn default_p_catch() -> f64 {
+    crate::data::bridging::reasoner::Knobs::default().p_catch
 }
 
 impl Chain {
@@ -134,8 +148,8 @@ pub fn prepare(chain: &Chain, repo_root: &Path, hub: &HubOptions) -> Result<f64>
             size: d.size,
         },
         bridge_seed: d.bridge_seed,
-        p_slip: crate::data::bridging::reasoner::Knobs::default().p_slip,
-        p_catch: crate::data::bridging::reasoner::Knobs::default().p_catch,
+        p_slip: d.p_slip,
+        p_catch: d.p_catch,
         caption_ablation: false,
         text: d.text_twins,
     };

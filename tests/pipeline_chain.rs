@@ -185,7 +185,8 @@ fn a_killed_run_resumes_to_the_uninterrupted_result() {
     let first = checkpoint::latest(&run_dir).unwrap().unwrap().step();
     assert!(first < want.step(), "killed at step {first}, after the end");
 
-    let out = cli(&s, &["run", m, "--runs", runs.to_str().unwrap(), "--quiet", "--resume"]).output().unwrap();
+    // Resumed by its run folder (`r1lab run --resume RUN_DIR`).
+    let out = cli(&s, &["run", run_dir.to_str().unwrap(), "--quiet", "--resume"]).output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let rec = RunRecord::require_complete(&run_dir).unwrap();
     assert_eq!(rec.manifest_sha256, straight.record.manifest_sha256);

@@ -88,7 +88,8 @@ enum Command {
     /// Run one experiment stage from its manifest (SFT or GRPO/PTST) into artifacts/runs/<run id>/: run.json,
     /// metrics.parquet, plots, samples, evaluations, checkpoints.
     Run {
-        /// The manifest (TOML), e.g. experiments/embedded/vision_r1_cold_start.toml.
+        /// The manifest (TOML), e.g. experiments/embedded/vision_r1_cold_start.toml; or, with --resume, the run
+        /// folder to continue (artifacts/runs/<run id>).
         manifest: PathBuf,
         /// Folder of run folders.
         #[arg(long, default_value = "artifacts/runs")]

@@ -18,7 +18,7 @@ pub mod sft;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, ensure};
 use tch::{Device, Kind};
 
 use crate::backend::{DeviceSpec, EnvInfo};
@@ -166,13 +166,29 @@ pub fn run_manifest(path: &Path, opts: &RunOptions) -> Result<RunOutcome> {
 
 /// [`run_manifest`] under `control`.
 pub fn run_manifest_with(path: &Path, opts: &RunOptions, control: &RunControl) -> Result<RunOutcome> {
-    let manifest = Manifest::load(path)?;
+    // `path` is a manifest, or (with --resume) the folder of the run to continue, whose record holds the manifest.
+    let (manifest, run_folder) = if path.is_dir() {
+        ensure!(
+            opts.resume,
+            "{} is a run folder; a run folder can only be continued: add --resume (or pass a manifest)",
+            path.display()
+        );
+        (RunRecord::read(path)?.manifest, Some(path))
+    } else {
+        (Manifest::load(path)?, None)
+    };
     if control.require_locked {
         crate::repro::lock::require_locked(&manifest, path)?;
     }
-    let record_root = control.record_root.as_ref().unwrap_or(&opts.runs_root);
     let code = CodeState::detect(&opts.repo_root);
-    let id = run_id(&manifest, &code)?;
+    let (record_root, id) = match run_folder {
+        Some(dir) => {
+            let name = dir.file_name().and_then(|n| n.to_str()).context("the run folder has no name")?;
+            (dir.parent().unwrap_or(Path::new(".")).to_path_buf(), name.to_string())
+        }
+        None => (control.record_root.clone().unwrap_or_else(|| opts.runs_root.clone()), run_id(&manifest, &code)?),
+    };
+    let record_root = &record_root;
     let roots = Roots { repo: opts.repo_root.clone(), runs: opts.runs_root.clone() };
     let hub = Hub::new(opts.hub.clone());
     let model: Resolved = resolve::model_dir(&manifest.model.source, &roots, &hub).context("resolving model.source")?;
