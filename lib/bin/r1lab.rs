@@ -126,13 +126,18 @@ enum Command {
     /// Run a grid of manifest variants with paired seeds and write sweep.parquet, sweep_summary.parquet
     /// (mean, 95 % CI), sweep.png and a markdown table.
     Sweep {
-        manifest: PathBuf,
+        #[arg(required_unless_present = "grid")]
+        manifest: Option<PathBuf>,
         /// A dotted manifest key and its values, e.g. train.optimizer.lr=1e-3,3e-3 (repeatable).
-        #[arg(long = "set", required = true)]
+        #[arg(long = "set", required_unless_present = "grid")]
         set: Vec<String>,
         /// Base seeds every cell runs with, e.g. 1,2,3.
-        #[arg(long, value_delimiter = ',', required = true)]
+        #[arg(long, value_delimiter = ',', required_unless_present = "grid")]
         seeds: Vec<u64>,
+        /// Instead of MANIFEST/--set/--seeds/--metric: an ablation grid file (experiments/*/grids/*.grid.toml,
+        /// format in lib/repro/grid.rs); also writes grid.md with the paper's numbers beside ours.
+        #[arg(long, conflicts_with_all = ["manifest", "set", "seeds", "metric"])]
+        grid: Option<PathBuf>,
         /// The final metric to tabulate.
         #[arg(long, default_value = "heldout.acc")]
         metric: String,
@@ -326,11 +331,7 @@ fn main() -> Result<()> {
             println!("{}", serde_json::to_string_pretty(&report)?);
             eprintln!("replay: {}", report.summary);
         }
-        Command::Sweep { manifest, set, seeds, metric, out, runs, quiet } => {
-            let axes = set.iter().map(|s| r1lab::repro::sweep::Axis::parse(s)).collect::<Result<Vec<_>>>()?;
-            let spec = r1lab::repro::sweep::SweepSpec { axes, seeds, metric };
-            let stem = manifest.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
-            let out = out.unwrap_or_else(|| PathBuf::from("artifacts/sweeps").join(stem));
+        Command::Sweep { manifest, set, seeds, metric, out, runs, quiet, grid } => {
             let opts = RunOptions {
                 repo_root: std::env::current_dir()?,
                 runs_root: runs,
@@ -339,6 +340,19 @@ fn main() -> Result<()> {
                 progress: !quiet,
                 hub: r1lab::hub::HubOptions::from_env(),
             };
+            if let Some(grid) = grid {
+                let stem = grid.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+                let out = out.unwrap_or_else(|| PathBuf::from("artifacts/sweeps").join(stem));
+                let outcome = r1lab::repro::grid::run_grid(&grid, &opts, &out)?;
+                println!("{}", outcome.markdown);
+                eprintln!("sweep: {} cells, tables in {}", outcome.cells.len(), outcome.dir.display());
+                return Ok(());
+            }
+            let manifest = manifest.context("give MANIFEST (or --grid FILE)")?;
+            let axes = set.iter().map(|s| r1lab::repro::sweep::Axis::parse(s)).collect::<Result<Vec<_>>>()?;
+            let spec = r1lab::repro::sweep::SweepSpec { axes, seeds, metric };
+            let stem = manifest.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+            let out = out.unwrap_or_else(|| PathBuf::from("artifacts/sweeps").join(stem));
             let outcome = r1lab::repro::sweep::run_sweep(&manifest, &spec, &opts, &out)?;
             println!("{}", outcome.markdown);
             eprintln!("sweep: {} runs, tables and plot in {}", outcome.rows.len(), outcome.dir.display());

@@ -16,6 +16,7 @@
 //! Not here yet: replay levels L2/L3 (numeric and statistical tolerances in the manifest).
 pub mod checkpoint;
 pub mod fingerprint;
+pub mod grid;
 pub mod lock;
 pub mod manifest;
 pub mod record;
