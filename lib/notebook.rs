@@ -5,6 +5,11 @@
 //! types here print such blocks from `evcxr_display`, which evcxr calls on a cell's final
 //! expression. A final expression that moves a local of the same cell falls back to `Debug`
 //! (an evcxr limitation), so end such cells with an explicit `x.evcxr_display();`.
+pub mod bridging;
+pub mod evaluate;
+pub mod lab;
+pub mod runs;
+
 use std::fmt::Write as _;
 
 use base64::Engine as _;

@@ -1,6 +1,8 @@
 """Executes Rust (evcxr) notebooks headless and keeps the executed copies as records.
 
-Each notebook runs in a fresh kernel whose working folder is the notebook's own folder (so
+After a notebook runs without a cell error, scripts/check_notebook_outputs.py checks its outputs (valid PNG/SVG
+images, non-empty tables, execution counts 1..N in order); a problem fails the notebook. Each notebook runs in a
+fresh kernel whose working folder is the notebook's own folder (so
 `:dep r1lab = { path = ".." }` resolves), one after another, so they all reuse the same warm
 evcxr build folder (see scripts/evcxr_kernel.sh). The executed copy, outputs and per-cell
 timings included, is written to --out (atomically) whether the run passed or failed, and a
@@ -22,6 +24,9 @@ from pathlib import Path
 import nbformat
 from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError, CellTimeoutError, DeadKernelError
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import check_notebook_outputs  # noqa: E402  (the output check: valid images, non-empty tables, counts 1..N)
 
 
 def cell_seconds(cell) -> float | None:
@@ -74,6 +79,10 @@ def run_one(path: Path, out_dir: Path, kernel: str, timeout: int, startup_timeou
     except (CellTimeoutError, DeadKernelError, RuntimeError, TimeoutError) as e:
         error = f"{type(e).__name__}: {e}"
     seconds = time.monotonic() - start
+    if error is None:
+        problems = check_notebook_outputs.check(nb)
+        if problems:
+            error = "output check failed:\n  " + "\n  ".join(problems)
     out_path = out_dir / path.name
     write_atomic(out_path, nb)
     cells = [cell_seconds(c) for c in code_cells]

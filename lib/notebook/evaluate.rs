@@ -1,0 +1,179 @@
+//! Held-out evaluation of any checkpoint from a notebook (notebook 05): a run's newest checkpoint (or any
+//! checkpoint folder or model folder) on an EasyR1 parquet split, scored by one of the rewards, with the same
+//! prompt loading, sampling and scoring as the evaluations inside `r1lab run`
+//! ([`crate::pipeline::grpo::run_evals`], [`crate::eval::heldout::evaluate`]).
+//!
+//! Also the two tables of notebook 05: MathVista testmini scored by r1lab's port of the official scorer on the
+//! published model outputs in `<shared>/data/mathvista` beside the published accuracies, and the papers' numbers
+//! (`[[expected]]` of the paper manifests) beside ours.
+//!
+//! Deviation (notebook plumbing): no format prompt is added to the questions and every prompt is kept whatever its
+//! length, as the pipeline's own suites do.
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, ensure};
+use polars::df;
+use polars::prelude::DataFrame;
+use tch::{Device, Kind};
+
+use crate::eval::heldout::{EvalRow, EvalSampling, EvalSummary, evaluate};
+use crate::eval::mathvista::{NormalizeOptions, score_files};
+use crate::model::qwen2_5_vl::model::run::{eos_token_ids, load};
+use crate::model::sampling::SamplingParams;
+use crate::pipeline::grpo::{image_config, load_prompts};
+use crate::repro::checkpoint;
+use crate::repro::manifest::{DataFilters, Manifest};
+use crate::rl::reward::{Reward, RewardFn};
+
+/// How to sample the evaluated responses.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct EvalSettings {
+    pub max_new_tokens: usize,
+    /// 0 = greedy.
+    pub temperature: f64,
+    pub top_p: f64,
+    /// Seeds of the sampling streams (with `step`).
+    pub seed: u64,
+    pub step: u64,
+}
+
+impl Default for EvalSettings {
+    fn default() -> Self {
+        Self { max_new_tokens: 32, temperature: 0.0, top_p: 1.0, seed: 1, step: 0 }
+    }
+}
+
+/// The newest complete checkpoint folder of a run folder.
+pub fn latest_checkpoint(run_dir: &Path) -> Result<PathBuf> {
+    let c = checkpoint::latest(run_dir)?
+        .with_context(|| format!("run {} has no complete checkpoint under checkpoints/", run_dir.display()))?;
+    Ok(c.dir)
+}
+
+/// Evaluates the model in `model_dir` (a checkpoint folder, whose `model/` is used, or a model folder) on the
+/// prompts of `suite_file`.
+pub fn evaluate_checkpoint(
+    model_dir: &Path,
+    suite_file: &Path,
+    reward: Reward,
+    s: &EvalSettings,
+    device: Device,
+) -> Result<(EvalSummary, Vec<EvalRow>)> {
+    // A checkpoint folder keeps its model in `model/` (as a `parent_run` source resolves it).
+    let nested = model_dir.join(checkpoint::MODEL_DIR);
+    let model_dir = if nested.join("config.json").is_file() { nested.as_path() } else { model_dir };
+    let (model, processor) = load(model_dir, device, Kind::Float)?;
+    let image_cfg = image_config(model_dir, &DataFilters::default())?;
+    let (prompts, _) = load_prompts(suite_file, &processor, &image_cfg, usize::MAX, None, None)?;
+    let params = SamplingParams {
+        temperature: s.temperature,
+        top_p: s.top_p,
+        max_new_tokens: s.max_new_tokens,
+        eos_token_ids: eos_token_ids(&model, &processor),
+        greedy: s.temperature == 0.0,
+        suppress_tokens: vec![model.config.image_token_id, model.config.video_token_id],
+        ..Default::default()
+    };
+    let sampling = EvalSampling { params, chunk: 64, base_seed: s.seed, step: s.step };
+    let pad = i64::from(processor.pad_id());
+    let decode = |ids: &[i64]| processor.tokenizer.decode(&ids.iter().map(|&t| t as u32).collect::<Vec<_>>(), true);
+    evaluate(&model, &prompts, &reward as &dyn RewardFn, &sampling, pad, decode)
+        .with_context(|| format!("evaluating {} on {}", model_dir.display(), suite_file.display()))
+}
+
+/// `<shared>/data/mathvista`: `$R1LAB_SHARED_DIR/data/mathvista`, else the `shared/` folder beside the checkout.
+pub fn mathvista_dir(repo_root: &Path) -> Result<PathBuf> {
+    let shared = std::env::var_os("R1LAB_SHARED_DIR").map(PathBuf::from).unwrap_or_else(|| repo_root.join("../shared"));
+    let dir = shared.join("data/mathvista");
+    ensure!(
+        dir.join("testmini.json").is_file() && dir.join("results").is_dir(),
+        "MathVista data not found in {}: set R1LAB_SHARED_DIR to the folder holding data/mathvista",
+        dir.display()
+    );
+    Ok(dir)
+}
+
+/// Scores each published outputs file (`results/<model>/output_<x>.json`, relative to `dir`) with the official
+/// normalization and puts the published `scores_<x>.json` average beside it (null where no score file exists).
+pub fn mathvista_table(dir: &Path, outputs: &[&str]) -> Result<DataFrame> {
+    let annotations = dir.join("testmini.json");
+    let (mut correct, mut total, mut ours, mut published) = (vec![], vec![], vec![], vec![]);
+    for rel in outputs {
+        let out = dir.join(rel);
+        let eval = score_files(&out, &annotations, NormalizeOptions::default())?;
+        let avg = eval.scores.average;
+        correct.push(avg.correct as u64);
+        total.push(avg.total as u64);
+        ours.push(100.0 * avg.correct as f64 / avg.total.max(1) as f64);
+        let name = out.file_name().and_then(|n| n.to_str()).unwrap_or_default().replacen("output_", "scores_", 1);
+        published.push(published_average(&out.with_file_name(name))?);
+    }
+    let df = df!(
+        "outputs" => outputs.iter().map(|s| s.to_string()).collect::<Vec<_>>(),
+        "correct" => correct,
+        "total" => total,
+        "acc_% (r1lab)" => ours,
+        "acc_% (published)" => published,
+    )?;
+    Ok(df)
+}
+
+/// `average.accuracy` of a published scores file (a percent string or number), None if the file is absent.
+fn published_average(path: &Path) -> Result<Option<f64>> {
+    if !path.is_file() {
+        return Ok(None);
+    }
+    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let v: serde_json::Value = serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
+    let acc = &v["average"]["accuracy"];
+    let x = acc.as_f64().or_else(|| acc.as_str().and_then(|s| s.trim().parse().ok()));
+    Ok(x)
+}
+
+/// The papers' numbers (`[[expected]]` of each manifest) with ours beside them where a run logged that metric:
+/// `ours` maps a manifest path to its run's final metrics.
+pub fn expected_table(rows: &[(&Path, Option<&std::collections::BTreeMap<String, f64>>)]) -> Result<DataFrame> {
+    let (mut stage, mut metric, mut paper, mut source, mut ours) = (vec![], vec![], vec![], vec![], vec![]);
+    for (path, finals) in rows {
+        let m = Manifest::load(path)?;
+        for e in &m.expected {
+            stage.push(m.id.clone());
+            metric.push(e.metric.clone());
+            paper.push(e.value);
+            source.push(e.source.clone());
+            ours.push(finals.and_then(|f| f.get(&e.metric).copied()));
+        }
+    }
+    let df = df!(
+        "stage" => stage,
+        "metric" => metric,
+        "paper" => paper,
+        "source" => source,
+        "ours" => ours,
+    )?;
+    Ok(df)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn expected_table_lists_the_papers_numbers_and_ours_where_logged() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let path = root.join("experiments/vision_r1/ptst_stage1_stage2.toml");
+        let finals = std::collections::BTreeMap::from([("mathvista_testmini.acc".to_string(), 1.5)]);
+        let t = expected_table(&[(&path, Some(&finals))]).unwrap();
+        assert!(t.height() >= 3, "{t}");
+        assert_eq!(t.column("ours").unwrap().null_count(), t.height() - 1);
+    }
+
+    #[test]
+    fn published_average_reads_percent_strings_and_missing_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("scores_x.json");
+        std::fs::write(&p, r#"{"average": {"accuracy": "34.8", "correct": 348, "total": 1000}}"#).unwrap();
+        assert_eq!(published_average(&p).unwrap(), Some(34.8));
+        assert_eq!(published_average(&dir.path().join("none.json")).unwrap(), None);
+    }
+}
