@@ -3,12 +3,12 @@
 //! both leaving complete run records; and a run killed with SIGKILL after a checkpoint that `--resume` finishes
 //! with exactly the parameters, `metrics.parquet`, `fingerprints.jsonl` and final metrics (byte for byte) of an
 //! uninterrupted run of the same manifest.
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use r1lab::data::bridging::cli::BridgeArgs;
-use r1lab::data::cli::SynthArgs;
 use r1lab::data::synthetic::export::export;
 use r1lab::data::synthetic::{Config as SynthConfig, Family, Split};
 use r1lab::hub::HubOptions;
@@ -26,11 +26,7 @@ struct Setup {
 fn setup() -> Setup {
     let root = tempfile::tempdir().unwrap();
     let hub = HubOptions { offline: true, ..HubOptions::new(root.path().join("hub")) };
-    let spec = TinySpec {
-        problems_per_family: 5,
-        data: SynthConfig { size: 112, ..SynthConfig::default() },
-        ..TinySpec::default()
-    };
+    let spec = TinySpec::small();
     let repo = install(&spec, &hub.cache_dir).unwrap();
     let files: Vec<String> = repo.files.iter().map(|(f, h, _)| format!("\"{f}\" = \"{h}\"")).collect();
     let model_source = format!(
@@ -43,23 +39,7 @@ fn setup() -> Setup {
     let data = root.path().join("data");
     export(&data.join("rl"), &Family::ALL, &cfg, Split::Train, 3).unwrap();
     export(&data.join("rl"), &Family::ALL, &cfg, Split::Test, 2).unwrap();
-    let bridge = BridgeArgs {
-        synth: SynthArgs {
-            family: "all".into(),
-            n: 6,
-            split: Split::Train,
-            out: data.join("cold"),
-            seed: 0,
-            level: 1,
-            size: 112,
-        },
-        bridge_seed: 0,
-        p_slip: 0.3,
-        p_catch: 0.6,
-        caption_ablation: false,
-        text: false,
-    };
-    r1lab::data::bridging::cli::run(&bridge).unwrap();
+    common::bridged_data(&data.join("cold"), 6);
     Setup { root, hub, model_source }
 }
 

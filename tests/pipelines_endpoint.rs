@@ -25,11 +25,7 @@ struct Setup {
 
 fn setup() -> Setup {
     let root = tempfile::tempdir().unwrap();
-    let spec = TinySpec {
-        problems_per_family: 5,
-        data: SynthConfig { size: 112, ..SynthConfig::default() },
-        ..TinySpec::default()
-    };
+    let spec = TinySpec::small();
     let repo = install(&spec, &root.path().join("hub")).unwrap();
     let mut opts = ServeOptions::new(repo.snapshot.clone());
     opts.threads = 4;

@@ -10,11 +10,11 @@
 //!   stops the sweep before anything runs. (The manifest loader's own refusals of unknown keys and invalid
 //!   combinations are tested in `lib/repro/manifest/tests.rs`: `unknown_keys_are_refused_at_every_level`,
 //!   `other_invalid_combinations_name_their_key`.)
+mod common;
+
 use std::path::{Path, PathBuf};
 
 use polars::prelude::{ParquetReader, SerReader};
-use r1lab::data::bridging::cli::BridgeArgs;
-use r1lab::data::cli::SynthArgs;
 use r1lab::data::synthetic::Split;
 use r1lab::hub::{Hub, HubOptions};
 use r1lab::model::tiny::{TinySpec, install};
@@ -35,29 +35,9 @@ struct Setup {
 fn setup() -> Setup {
     let root = tempfile::tempdir().unwrap();
     let hub = HubOptions { offline: true, ..HubOptions::new(root.path().join("hub")) };
-    let spec = TinySpec {
-        problems_per_family: 5,
-        data: r1lab::data::synthetic::Config { size: 112, ..Default::default() },
-        ..TinySpec::default()
-    };
+    let spec = TinySpec::small();
     let repo = install(&spec, &hub.cache_dir).unwrap();
-    let bridge = BridgeArgs {
-        synth: SynthArgs {
-            family: "all".into(),
-            n: 3,
-            split: Split::Train,
-            out: root.path().join("data/cold"),
-            seed: 0,
-            level: 1,
-            size: 112,
-        },
-        bridge_seed: 0,
-        p_slip: 0.3,
-        p_catch: 0.6,
-        caption_ablation: false,
-        text: false,
-    };
-    r1lab::data::bridging::cli::run(&bridge).unwrap();
+    common::bridged_data(&root.path().join("data/cold"), 3);
     let cfg = r1lab::data::synthetic::Config { seed: 0, level: 1, size: 112 };
     let families = r1lab::data::synthetic::Family::ALL;
     r1lab::data::synthetic::export::export(&root.path().join("data/rl"), &families, &cfg, Split::Train, 2).unwrap();

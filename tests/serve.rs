@@ -8,7 +8,6 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, Barrier, OnceLock};
 use std::time::Duration;
 
-use r1lab::data::synthetic::Config as SynthConfig;
 use r1lab::model::tiny::{TinySpec, install};
 use r1lab::serve::api::{ChatMessage, ChatRequest, ChatResponse, ModelList};
 use r1lab::serve::request::{Limits, png_data_uri};
@@ -25,11 +24,7 @@ fn shared() -> &'static Shared {
     static S: OnceLock<Shared> = OnceLock::new();
     S.get_or_init(|| {
         let root = tempfile::tempdir().unwrap();
-        let spec = TinySpec {
-            problems_per_family: 5,
-            data: SynthConfig { size: 112, ..SynthConfig::default() },
-            ..TinySpec::default()
-        };
+        let spec = TinySpec::small();
         let repo = install(&spec, &root.path().join("hub")).unwrap();
         let mut opts = ServeOptions::new(repo.snapshot.clone());
         opts.model_name = "tiny".into();

@@ -151,16 +151,7 @@ pub fn run_bridge(a: &BridgeEndpointArgs) -> Result<()> {
         serde_json::json!({"items": r.items, "stored": r.stored, "kept": r.counts.kept, "dropped": r.counts.dropped(),
                            "failed": r.failed.len(), "skipped_on_resume": r.skipped_on_resume})
     );
-    eprintln!("bridge-endpoint: outputs in {}", a.io.out.display());
-    if !r.failed.is_empty() {
-        bail!(
-            "{} item(s) failed (first: {} — {}); rerun the same command to retry them",
-            r.failed.len(),
-            r.failed[0].0,
-            r.failed[0].1
-        );
-    }
-    Ok(())
+    finish("bridge-endpoint", &a.io.out, &r.failed)
 }
 
 pub fn run_curate(a: &CurateArgs) -> Result<()> {
@@ -190,14 +181,14 @@ pub fn run_curate(a: &CurateArgs) -> Result<()> {
         serde_json::json!({"items": r.items, "scored": r.scored, "in_band": r.in_band, "selected": r.selected,
                            "failed": r.failed.len(), "skipped_on_resume": r.skipped_on_resume})
     );
-    eprintln!("curate: outputs in {}", a.io.out.display());
-    if !r.failed.is_empty() {
-        bail!(
-            "{} item(s) failed (first: {} — {}); rerun the same command to retry them",
-            r.failed.len(),
-            r.failed[0].0,
-            r.failed[0].1
-        );
+    finish("curate", &a.io.out, &r.failed)
+}
+
+/// Says where the outputs are, and fails (after everything that succeeded is stored) when items failed.
+fn finish(name: &str, out: &std::path::Path, failed: &[(String, String)]) -> Result<()> {
+    eprintln!("{name}: outputs in {}", out.display());
+    if let Some((id, why)) = failed.first() {
+        bail!("{} item(s) failed (first: {id} — {why}); rerun the same command to retry them", failed.len());
     }
     Ok(())
 }

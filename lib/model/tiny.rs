@@ -121,6 +121,18 @@ pub struct TinySpec {
     pub arch: TinyArch,
 }
 
+impl TinySpec {
+    /// The spec the integration tests build: a 5-problems-per-family tokenizer corpus (fast to train) and a
+    /// preprocessor set for 112-px synthetic images.
+    pub fn small() -> Self {
+        Self {
+            problems_per_family: 5,
+            data: synthetic::Config { size: 112, ..synthetic::Config::default() },
+            ..Self::default()
+        }
+    }
+}
+
 impl Default for TinySpec {
     fn default() -> Self {
         Self {

@@ -80,3 +80,24 @@ pub fn ptst_config() -> GrpoRunConfig {
     let TrainSettings::Grpo(s) = toml::from_str::<TrainSettings>(TRAIN).unwrap() else { panic!("not GRPO") };
     GrpoRunConfig::from_settings(&s, 99, vec![2], vec![500, 501], 16).unwrap()
 }
+
+/// Modality-bridged cold-start CoT (`r1lab data bridge`) of `n` level-1 problems per family, 112-px images, into `out`.
+pub fn bridged_data(out: &Path, n: usize) {
+    let args = r1lab::data::bridging::cli::BridgeArgs {
+        synth: r1lab::data::cli::SynthArgs {
+            family: "all".into(),
+            n,
+            split: r1lab::data::synthetic::Split::Train,
+            out: out.to_path_buf(),
+            seed: 0,
+            level: 1,
+            size: 112,
+        },
+        bridge_seed: 0,
+        p_slip: 0.3,
+        p_catch: 0.6,
+        caption_ablation: false,
+        text: false,
+    };
+    r1lab::data::bridging::cli::run(&args).unwrap();
+}
