@@ -120,22 +120,22 @@ pub struct SummaryRow {
     pub wall_s: f64,
 }
 
+/// The tiny model spec of a chain's `[tiny]` settings.
+pub fn tiny_spec(t: &TinySettings) -> TinySpec {
+    TinySpec { seed: t.seed, data: SynthConfig { size: t.size, ..TinySpec::default().data }, ..TinySpec::default() }
+}
+
 /// Builds the tiny repository and the data sets; returns the seconds taken.
 pub fn prepare(chain: &Chain, repo_root: &Path, hub: &HubOptions) -> Result<f64> {
     let t0 = Instant::now();
-    let spec = TinySpec {
-        seed: chain.tiny.seed,
-        data: SynthConfig { size: chain.tiny.size, ..TinySpec::default().data },
-        ..TinySpec::default()
-    };
-    let repo = install(&spec, &hub.cache_dir)?;
-    eprintln!("prepare: tiny model r1lab/tiny-qwen2.5-vl@{} in {}", repo.revision, hub.cache_dir.display());
+    let repo = install(&tiny_spec(&chain.tiny), &hub.cache_dir)?;
+    println!("prepare: tiny model r1lab/tiny-qwen2.5-vl@{} in {}", repo.revision, hub.cache_dir.display());
     let d = &chain.data;
     let out = repo_root.join(&d.out);
     let cfg = SynthConfig { seed: d.seed, level: d.level, size: d.size };
     for (split, n) in [(Split::Train, d.train_per_family), (Split::Test, d.test_per_family)] {
         let done = export(&out.join("rl"), &Family::ALL, &cfg, split, n)?;
-        eprintln!("prepare: {} {split} problems in {}", done.problems.len(), out.join("rl").display());
+        println!("prepare: {} {split} problems in {}", done.problems.len(), out.join("rl").display());
     }
     let args = BridgeArgs {
         synth: SynthArgs {
@@ -156,7 +156,7 @@ pub fn prepare(chain: &Chain, repo_root: &Path, hub: &HubOptions) -> Result<f64>
     crate::data::bridging::cli::run(&args)?;
     if d.text_twins {
         let written = boxed_twin(&out.join("cold"))?;
-        eprintln!("prepare: ReVisual-R1 text cold start (\\boxed answers) in {}", written.display());
+        println!("prepare: ReVisual-R1 text cold start (\\boxed answers) in {}", written.display());
     }
     Ok(t0.elapsed().as_secs_f64())
 }
@@ -208,7 +208,7 @@ pub fn run(chain_path: &Path, opts: &DemoOptions) -> Result<Vec<SummaryRow>> {
         let path = opts.repo_root.join(m);
         let out: RunOutcome = match finished_outcome(&path, &run_opts)? {
             Some(done) => {
-                eprintln!("demo: {} already finished in {}; reusing it", done.record.run_id, done.dir.display());
+                println!("demo: {} already finished in {}; reusing it", done.record.run_id, done.dir.display());
                 done
             }
             None => run_manifest(&path, &run_opts).with_context(|| format!("stage {}", m.display()))?,

@@ -1,6 +1,9 @@
 //! Modality-bridging results as polars tables for notebook 01 (Vision-R1 §3.3, papers_spec §1.2; the pipeline is
 //! [`crate::data::bridging`]): the filter statistics of one or more runs (one row per run and family, plus `all`),
-//! and the samples of a run (description, raw reasoning, verdict) with their problem's question and answer.
+//! and the samples of a run (description, raw reasoning, verdict) with their problem's question and answer; and the
+//! endpoints the real pipeline ([`crate::datagen::bridge`]) calls from the notebook.
+use std::path::Path;
+
 use anyhow::{Result, ensure};
 use polars::df;
 use polars::prelude::DataFrame;
@@ -9,6 +12,8 @@ use crate::data::bridging::BridgeStats;
 use crate::data::bridging::pipeline::Sample;
 use crate::data::bridging::stats::Counts;
 use crate::data::synthetic::Problem;
+use crate::endpoint::EndpointConfig;
+use crate::serve::{Server, ServeOptions, start};
 
 /// One row per (run, family) and per run (`family = "all"`): totals, kept, keep rate %, the drop reasons, slips
 /// made/caught, kept samples with a reflection word, mean words of the kept reasonings.
@@ -72,6 +77,50 @@ pub fn samples_frame(samples: &[Sample], problems: &[Problem]) -> Result<DataFra
         "reasoning" => samples.iter().map(|s| s.raw.reasoning.clone()).collect::<Vec<_>>(),
     )?;
     Ok(df)
+}
+
+/// Where the endpoint pipeline of notebook 01 sends its requests: the endpoints named by `R1LAB_MLLM_ENDPOINT` and
+/// `R1LAB_REASONER_ENDPOINT` (base URLs ending in `/v1`; models `R1LAB_MLLM_MODEL` / `R1LAB_REASONER_MODEL`, key
+/// `R1LAB_API_KEY`) when set; otherwise `r1lab serve` started on loopback over `local_model` (both roles).
+pub struct Endpoints {
+    pub mllm: EndpointConfig,
+    pub reasoner: EndpointConfig,
+    /// The local server, when one was started (stopped when dropped).
+    pub local: Option<Server>,
+}
+
+impl Endpoints {
+    pub fn from_env_or_local(local_model: &Path) -> Result<Self> {
+        let var = |k: &str| std::env::var(k).ok().filter(|v| !v.trim().is_empty());
+        let key = var("R1LAB_API_KEY");
+        if let Some(mllm_url) = var("R1LAB_MLLM_ENDPOINT") {
+            let reasoner_url = var("R1LAB_REASONER_ENDPOINT").unwrap_or_else(|| mllm_url.clone());
+            let mut mllm = EndpointConfig::new(&mllm_url, &var("R1LAB_MLLM_MODEL").unwrap_or_default());
+            let mut reasoner = EndpointConfig::new(&reasoner_url, &var("R1LAB_REASONER_MODEL").unwrap_or_default());
+            mllm.api_key = key.clone();
+            reasoner.api_key = key;
+            return Ok(Self { mllm, reasoner, local: None });
+        }
+        let mut opts = ServeOptions::new(local_model.to_path_buf());
+        opts.model_name = "tiny".into();
+        let server = start(&opts)?;
+        let cfg = EndpointConfig::new(&server.base_url(), "tiny");
+        Ok(Self { mllm: cfg.clone(), reasoner: cfg, local: Some(server) })
+    }
+}
+
+/// The verdicts the endpoint pipeline wrote (`<out>/samples.jsonl`) as a table.
+pub fn endpoint_verdicts(out: &Path) -> Result<DataFrame> {
+    let text = std::fs::read_to_string(out.join("samples.jsonl"))?;
+    let rows: Vec<serde_json::Value> = text.lines().map(serde_json::from_str).collect::<Result<_, _>>()?;
+    let field = |k: &str| rows.iter().map(|r| r.get(k).map_or(String::new(), |v| v.to_string())).collect::<Vec<_>>();
+    Ok(df!(
+        "id" => field("id"),
+        "ground_truth" => field("ground_truth"),
+        "answer" => field("answer"),
+        "kept" => field("kept"),
+        "drop_reason" => field("drop_reason"),
+    )?)
 }
 
 #[cfg(test)]

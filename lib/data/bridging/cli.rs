@@ -111,7 +111,7 @@ pub fn run(a: &BridgeArgs) -> Result<()> {
         }
     }
     for f in &files {
-        eprintln!("wrote {}", f.display());
+        println!("wrote {}", f.display());
     }
     Ok(())
 }
