@@ -13,7 +13,7 @@ use crate::data::bridging::pipeline::Sample;
 use crate::data::bridging::stats::Counts;
 use crate::data::synthetic::Problem;
 use crate::endpoint::EndpointConfig;
-use crate::serve::{Server, ServeOptions, start};
+use crate::serve::{ServeOptions, Server, start};
 
 /// One row per (run, family) and per run (`family = "all"`): totals, kept, keep rate %, the drop reasons, slips
 /// made/caught, kept samples with a reflection word, mean words of the kept reasonings.
