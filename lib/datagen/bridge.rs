@@ -33,7 +33,7 @@ use super::{item_seed, question_and_images};
 use crate::data::bridging::filter::{DropReason, Target, filter, stated_answer};
 use crate::data::bridging::reasoner::RawOutput;
 use crate::data::bridging::stats::Counts;
-use crate::data::easyr1::{RlRecord, read_parquet, write_parquet};
+use crate::data::easyr1::{RlRecord, write_parquet};
 use crate::data::sharegpt::{SftRecord, write_json};
 use crate::endpoint::{Endpoint, JobStore, Progress, run_resumable};
 use crate::io::write_atomic;
@@ -193,13 +193,7 @@ fn file_safe(id: &str) -> String {
 /// Runs (or resumes) the pipeline and writes every output (see the module header).
 pub fn run(cfg: &BridgeConfig) -> Result<BridgeReport> {
     let prompts = PromptSet::load(&cfg.prompts, "bridging", &cfg.version, &TEMPLATES)?;
-    let mut items = read_parquet(&cfg.input)?;
-    if let Some(n) = cfg.limit {
-        items.truncate(n);
-    }
-    std::fs::create_dir_all(&cfg.out).with_context(|| format!("creating {}", cfg.out.display()))?;
-    prompts.pin(&cfg.out)?;
-    let store = JobStore::open(&cfg.out.join("results.jsonl"))?;
+    let (items, store) = super::open_job(&cfg.input, cfg.limit, &cfg.out, &prompts)?;
     let (mllm, reasoner) = (Endpoint::new(cfg.mllm.clone()), Endpoint::new(cfg.reasoner.clone()));
     let progress = run_resumable(
         &items,
@@ -325,7 +319,7 @@ mod tests {
         export(&dir.path().join("data"), &[Family::Bars], &Config { size: 112, ..Config::default() }, Split::Train, 3)
             .unwrap();
         let input = dir.path().join("data/train.parquet");
-        let items = read_parquet(&input).unwrap();
+        let items = crate::data::easyr1::read_parquet(&input).unwrap();
         let out = dir.path().join("out");
         // Every item already stored (so no request is sent): the first correct, the second wrong, the third short.
         let store = JobStore::open(&out.join("results.jsonl")).unwrap();
@@ -372,7 +366,7 @@ mod tests {
         assert!(response.ends_with(&format!("<answer> Final Answer:{} </answer>", items[0].answer)));
         let img = out.join(&sft[0].images[0]);
         assert_eq!(std::fs::read(img).unwrap(), items[0].images[0].bytes.clone().unwrap());
-        let rl = read_parquet(&out.join("bridge_easyr1.parquet")).unwrap();
+        let rl = crate::data::easyr1::read_parquet(&out.join("bridge_easyr1.parquet")).unwrap();
         assert_eq!(rl, vec![items[0].clone()]);
         assert_eq!(std::fs::read_to_string(out.join("samples.jsonl")).unwrap().lines().count(), 3);
     }

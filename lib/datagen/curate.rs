@@ -26,7 +26,7 @@ use serde::{Deserialize, Serialize};
 use super::prompts::PromptSet;
 use super::{item_seed, question_and_images};
 use crate::data::bridging::filter::stated_answer;
-use crate::data::easyr1::{RlRecord, read_parquet, write_parquet};
+use crate::data::easyr1::{RlRecord, write_parquet};
 use crate::endpoint::{Endpoint, JobStore, run_resumable};
 use crate::io::write_atomic;
 use crate::rl::grader::{grade_answer, last_boxed};
@@ -166,13 +166,7 @@ pub fn run(cfg: &CurateConfig) -> Result<CurateReport> {
     );
     let re = Regex::new(&cfg.topic_regex).with_context(|| format!("--topic-regex `{}`", cfg.topic_regex))?;
     let prompts = PromptSet::load(&cfg.prompts, "curation", &cfg.version, &["solve"])?;
-    let mut items = read_parquet(&cfg.input)?;
-    if let Some(n) = cfg.limit {
-        items.truncate(n);
-    }
-    std::fs::create_dir_all(&cfg.out).with_context(|| format!("creating {}", cfg.out.display()))?;
-    prompts.pin(&cfg.out)?;
-    let store = JobStore::open(&cfg.out.join("results.jsonl"))?;
+    let (items, store) = super::open_job(&cfg.input, cfg.limit, &cfg.out, &prompts)?;
     let ep = Endpoint::new(cfg.endpoint.clone());
     let progress = run_resumable(&items, |r| r.id.clone(), &store, cfg.concurrency, |r| score(cfg, &prompts, &ep, r))?;
     let stored: BTreeMap<String, PassRecord> = JobStore::read(store.path())?.into_iter().collect();

@@ -16,11 +16,15 @@ pub mod cli;
 pub mod curate;
 pub mod prompts;
 
+use std::path::Path;
+
 use anyhow::{Context, Result};
 use base64::Engine;
 use sha2::{Digest, Sha256};
 
-use crate::data::easyr1::RlRecord;
+use crate::data::easyr1::{RlRecord, read_parquet};
+use crate::endpoint::JobStore;
+use prompts::PromptSet;
 
 /// The question of a record without its `<image>` placeholders, and its images as `data:` URIs (PNG/JPEG bytes
 /// inline) or paths.
@@ -48,6 +52,24 @@ pub fn item_seed(seed: u64, id: &str) -> u64 {
     let h = Sha256::digest(format!("{seed}\t{id}").as_bytes());
     // Below 2^53 so that JSON clients that parse numbers as doubles keep it exact.
     u64::from_le_bytes(h[..8].try_into().expect("8 bytes")) >> 11
+}
+
+/// The start every endpoint pipeline shares: the first `limit` records of `input`, the output folder with the prompt
+/// hashes pinned (a resumed run with changed templates is refused), and the per-item store `results.jsonl`.
+pub fn open_job(
+    input: &Path,
+    limit: Option<usize>,
+    out: &Path,
+    prompts: &PromptSet,
+) -> Result<(Vec<RlRecord>, JobStore)> {
+    let mut items = read_parquet(input)?;
+    if let Some(n) = limit {
+        items.truncate(n);
+    }
+    std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
+    prompts.pin(out)?;
+    let store = JobStore::open(&out.join("results.jsonl"))?;
+    Ok((items, store))
 }
 
 #[cfg(test)]
