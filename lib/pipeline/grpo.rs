@@ -182,13 +182,18 @@ pub fn run_evals(
     let suppress = vec![model.config.image_token_id, model.config.video_token_id];
     let pad = i64::from(processor.pad_id());
     let decode = |ids: &[i64]| processor.tokenizer.decode(&ids.iter().map(|&t| t as u32).collect::<Vec<_>>(), true);
-    for sd in ctx.suites.clone() {
-        let suite = &ctx.manifest.eval[sd.index];
+    for i in 0..ctx.suites.len() {
+        let suite = &ctx.manifest.eval[ctx.suites[i].index];
         if only_due && !suite.every_steps.is_some_and(|k| step > 0 && step.is_multiple_of(k)) {
             continue;
         }
-        let format_prompt = ctx.manifest.data.format_prompt.as_deref();
-        let (prompts, _) = load_prompts(&sd.file, processor, image_cfg, usize::MAX, None, format_prompt)?;
+        let prompts = match ctx.suites[i].prompts.take() {
+            Some(p) => p,
+            None => {
+                let format_prompt = ctx.manifest.data.format_prompt.as_deref();
+                load_prompts(&ctx.suites[i].file, processor, image_cfg, usize::MAX, None, format_prompt)?.0
+            }
+        };
         let reward: Reward = suite.scorer.map_or(default_reward, Into::into);
         let params = SamplingParams {
             temperature: suite.temperature,
@@ -203,6 +208,7 @@ pub fn run_evals(
         let (summary, rows) = evaluate(model, &prompts, &reward as &dyn RewardFn, &s, pad, decode)
             .with_context(|| format!("evaluating {}", suite.name))?;
         let name = suite.name.clone();
+        ctx.suites[i].prompts = Some(prompts);
         ctx.log_eval(step, &name, &summary, &rows)?;
     }
     Ok(())

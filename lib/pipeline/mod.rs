@@ -75,10 +75,12 @@ pub struct RunOutcome {
 }
 
 /// A resolved eval suite.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct SuiteData {
     pub index: usize,
     pub file: PathBuf,
+    /// The suite's prompts, encoded (images preprocessed) at its first evaluation and reused by the later ones.
+    pub prompts: Option<Vec<crate::rl::rollout::RlPrompt>>,
 }
 
 /// Everything a stage runner gets.
@@ -206,7 +208,7 @@ pub fn run_manifest_with(path: &Path, opts: &RunOptions, control: &RunControl) -
             resolve::data_file(&suite.source, &suite.split, "parquet", &roots, &hub, &format!("eval/{}", suite.name))
                 .with_context(|| format!("resolving eval[{i}] ({})", suite.name))?;
         inputs.extend(r.inputs);
-        suites.push(SuiteData { index: i, file: r.path });
+        suites.push(SuiteData { index: i, file: r.path, prompts: None });
     }
     let device = opts.device.resolve()?;
     let env = EnvInfo::collect(opts.device, device);
