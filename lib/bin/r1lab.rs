@@ -63,6 +63,11 @@ enum Command {
         #[command(subcommand)]
         bench: ScoreCommand,
     },
+    /// Benchmarks in the papers' protocols: `eval bench --benchmark NAME --root DIR --outputs FILE --out DIR`.
+    Eval {
+        #[command(subcommand)]
+        command: r1lab::eval::bench::cli::EvalCommand,
+    },
     /// Grade (prediction, gold) pairs with the RL answer grader (mathruler's grade_answer).
     Grade {
         /// JSON lines, one {"pred": ..., "gold": ...} object per line; prints one
@@ -249,6 +254,26 @@ enum ScoreCommand {
         /// No prediction for an empty multi-choice extraction (the official --ignore_empty_extractions).
         #[arg(long)]
         ignore_empty_extractions: bool,
+        /// Extract answers from each record's `response` with an LLM judge at this OpenAI-compatible base URL
+        /// (e.g. http://127.0.0.1:8000/v1; key from $R1LAB_JUDGE_API_KEY) instead of using `extraction`.
+        #[arg(long, requires = "judge_model")]
+        judge_url: Option<String>,
+        /// The judge's model name (with --judge-url).
+        #[arg(long, requires = "judge_url")]
+        judge_model: Option<String>,
+    },
+    /// MathVista: agreement of r1lab's rule-based extraction with the official GPT `extraction` of
+    /// every published output file; writes the report (markdown + parquet) and prints the per-file table.
+    Agreement {
+        /// Folder searched (recursively) for output_*.json files with `response` and `extraction`.
+        #[arg(long)]
+        results: PathBuf,
+        /// Annotations: MathVista's testmini.json.
+        #[arg(long)]
+        annotations: PathBuf,
+        /// Folder for mathvista_extraction_agreement{.md,_by_file.parquet,_disagreements.parquet}.
+        #[arg(long, default_value = "artifacts/eval")]
+        out: PathBuf,
     },
 }
 
@@ -290,6 +315,7 @@ fn main() -> Result<()> {
         }
         Command::Score { bench } => score(bench)?,
         Command::Grade { pairs } => grade(&pairs)?,
+        Command::Eval { command } => r1lab::eval::bench::cli::run(&command)?,
         Command::Hub { command } => r1lab::hub::cli::run(&command)?,
         Command::Data { command } => r1lab::data::cli::run(&command)?,
         Command::Tiny { command } => r1lab::model::tiny::cli::run(&command)?,
@@ -433,9 +459,30 @@ fn grade(path: &std::path::Path) -> Result<()> {
 /// Prints the scores JSON on stdout (and nothing else there, so it can be piped); the summary and
 /// the written files go to stderr.
 fn score(bench: ScoreCommand) -> Result<()> {
-    let ScoreCommand::Mathvista { outputs, annotations, out, accuracy, ignore_empty_extractions } = bench;
-    let eval = mathvista::score_files(&outputs, &annotations, NormalizeOptions { ignore_empty_extractions })?;
-    let files = eval.write(&out.unwrap_or_else(|| mathvista::default_out_dir(&outputs)), accuracy)?;
+    let (outputs, annotations, out, accuracy, ignore_empty_extractions, judge) = match bench {
+        ScoreCommand::Mathvista {
+            outputs,
+            annotations,
+            out,
+            accuracy,
+            ignore_empty_extractions,
+            judge_url,
+            judge_model,
+        } => (outputs, annotations, out, accuracy, ignore_empty_extractions, judge_url.zip(judge_model)),
+        ScoreCommand::Agreement { results, annotations, out } => {
+            return r1lab::eval::agreement::run_cli(&results, &annotations, &out).map(|_| ());
+        }
+    };
+    let opts = NormalizeOptions { ignore_empty_extractions };
+    let out = out.unwrap_or_else(|| mathvista::default_out_dir(&outputs));
+    let eval = match judge {
+        None => mathvista::score_files(&outputs, &annotations, opts)?,
+        Some((url, model)) => {
+            let config = r1lab::eval::judge::JudgeConfig::new(&url, &model);
+            r1lab::eval::judge::score_mathvista_with_judge(&outputs, &annotations, opts, &config, &out)?
+        }
+    };
+    let files = eval.write(&out, accuracy)?;
     println!("{}", eval.scores.to_json(accuracy));
     let avg = eval.scores.average;
     eprintln!(

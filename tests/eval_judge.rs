@@ -1,0 +1,336 @@
+//! The LLM-judge extraction (`r1lab::eval::judge`) end to end against a fixture server on loopback that speaks
+//! the real chat-completions protocol over HTTP/1.1 (std `TcpListener`, one thread per connection). Each item's
+//! response carries a tag that scripts the server's reply for it: a normal reply, `NONE`, a reply delayed beyond
+//! the client timeout, a 500 then a success, a body that is not JSON, a completion without `choices`, an empty
+//! reply. Checked: the extractions, the per-item errors and their kinds, the requests the server saw (retries),
+//! the resumed run (judged items are not asked again, failed ones are), the fallback to the rules, `judge.json`,
+//! and `r1lab score mathvista --judge-url --judge-model` with the API key from the environment.
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use r1lab::eval::judge::{ErrorKind, JudgeConfig, JudgeItem, JudgeResult, Source, judge_extract};
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+
+/// The tags a response can carry, each scripting the fixture server's behaviour.
+const TAGS: [&str; 7] = ["normal", "none", "slow", "flaky", "badjson", "nochoices", "empty"];
+
+#[derive(Default)]
+struct Seen {
+    /// Requests per tag.
+    requests: HashMap<String, usize>,
+    /// `Authorization` headers received.
+    auth: Vec<String>,
+    /// Request bodies received.
+    bodies: Vec<Value>,
+}
+
+struct Fixture {
+    base: String,
+    seen: Arc<Mutex<Seen>>,
+    /// When set, every tag gets a normal reply ("1").
+    healthy: Arc<AtomicBool>,
+}
+
+fn completion(content: &str) -> String {
+    json!({
+        "id": "chatcmpl-1", "object": "chat.completion", "created": 0, "model": "judge-m",
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": content}, "finish_reason": "stop"}],
+        "usage": {"prompt_tokens": 10, "completion_tokens": 1, "total_tokens": 11}
+    })
+    .to_string()
+}
+
+fn handle(mut stream: TcpStream, seen: &Mutex<Seen>, healthy: &AtomicBool) {
+    let mut reader = BufReader::new(stream.try_clone().unwrap());
+    let (mut len, mut auth) = (0usize, None);
+    let mut request_line = String::new();
+    if reader.read_line(&mut request_line).unwrap_or(0) == 0 {
+        return;
+    }
+    loop {
+        let mut line = String::new();
+        if reader.read_line(&mut line).unwrap_or(0) == 0 {
+            return;
+        }
+        let lower = line.to_ascii_lowercase();
+        if let Some(v) = lower.strip_prefix("content-length:") {
+            len = v.trim().parse().unwrap();
+        }
+        if lower.starts_with("authorization:") {
+            auth = Some(line["authorization:".len()..].trim().to_string());
+        }
+        if line == "\r\n" {
+            break;
+        }
+    }
+    let mut body = vec![0; len];
+    reader.read_exact(&mut body).unwrap();
+    let body: Value = serde_json::from_slice(&body).unwrap();
+    assert!(request_line.starts_with("POST /v1/chat/completions "), "{request_line}");
+    let prompt = body["messages"][0]["content"].as_str().unwrap().to_string();
+    // The item's tag is in its response: "... [tag] ...".
+    let tag = TAGS.iter().find(|t| prompt.contains(&format!("[{t}]"))).copied().unwrap_or("normal");
+    let n = {
+        let mut s = seen.lock().unwrap();
+        s.auth.extend(auth);
+        s.bodies.push(body);
+        let n = s.requests.entry(tag.to_string()).or_default();
+        *n += 1;
+        *n
+    };
+    let (status, reply) = if healthy.load(Ordering::SeqCst) {
+        (200, completion("1"))
+    } else {
+        match tag {
+            "none" => (200, completion("NONE")),
+            "slow" => {
+                std::thread::sleep(Duration::from_millis(1500));
+                (200, completion("late"))
+            }
+            "flaky" if n == 1 => (500, r#"{"error":{"message":"overloaded","type":"server_error"}}"#.to_string()),
+            "flaky" => (200, completion("Extracted answer: 7")),
+            "badjson" => (200, "<html>this is not json</html>".to_string()),
+            "nochoices" => (200, json!({"id": "x", "object": "chat.completion", "created": 0}).to_string()),
+            "empty" => (200, completion("")),
+            _ => (200, completion("B")),
+        }
+    };
+    let _ = write!(
+        stream,
+        "HTTP/1.1 {status} X\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{reply}",
+        reply.len()
+    );
+}
+
+fn fixture() -> Fixture {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let base = format!("http://{}/v1", listener.local_addr().unwrap());
+    let seen = Arc::new(Mutex::new(Seen::default()));
+    let healthy = Arc::new(AtomicBool::new(false));
+    let (s, h) = (seen.clone(), healthy.clone());
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(stream) = stream else { continue };
+            let (s, h) = (s.clone(), h.clone());
+            std::thread::spawn(move || handle(stream, &s, &h));
+        }
+    });
+    Fixture { base, seen, healthy }
+}
+
+fn item(tag: &str) -> JudgeItem {
+    JudgeItem {
+        id: format!("id-{tag}"),
+        question: format!("Which option fits item {tag}?"),
+        choices: vec!["3".into(), "5".into()],
+        response: format!("Some reasoning [{tag}]. The answer is 42."),
+    }
+}
+
+fn config(base: &str) -> JudgeConfig {
+    JudgeConfig {
+        timeout: Duration::from_millis(300),
+        retries: 2,
+        backoff: Duration::from_millis(1),
+        concurrency: 3,
+        prompts_root: Path::new(env!("CARGO_MANIFEST_DIR")).join("prompts"),
+        ..JudgeConfig::new(base, "judge-m")
+    }
+}
+
+fn by_id<'a>(results: &'a [JudgeResult], tag: &str) -> &'a JudgeResult {
+    results.iter().find(|r| r.id == format!("id-{tag}")).unwrap()
+}
+
+fn read_json(path: &Path) -> Value {
+    serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
+}
+
+fn requests(f: &Fixture, tag: &str) -> usize {
+    f.seen.lock().unwrap().requests.get(tag).copied().unwrap_or(0)
+}
+
+#[test]
+fn scripted_replies_retries_timeouts_malformed_and_resume() {
+    let f = fixture();
+    let out = tempfile::tempdir().unwrap();
+    let items: Vec<JudgeItem> = TAGS.iter().map(|t| item(t)).collect();
+    let cfg = config(&f.base);
+    let results = judge_extract(&items, &cfg, out.path()).unwrap();
+    assert_eq!(results.len(), items.len());
+    assert_eq!(
+        results.iter().map(|r| r.id.as_str()).collect::<Vec<_>>(),
+        items.iter().map(|i| i.id.as_str()).collect::<Vec<_>>()
+    );
+
+    let normal = by_id(&results, "normal");
+    assert_eq!((normal.extraction.as_deref(), normal.source, &normal.error), (Some("B"), Source::Judge, &None));
+    let none = by_id(&results, "none");
+    assert_eq!((none.extraction.as_deref(), none.source, &none.error), (None, Source::Judge, &None));
+    let flaky = by_id(&results, "flaky");
+    assert_eq!((flaky.extraction.as_deref(), flaky.source), (Some("7"), Source::Judge));
+    let kind = |tag: &str| by_id(&results, tag).error.as_ref().map(|e| e.kind);
+    assert_eq!(kind("slow"), Some(ErrorKind::Timeout), "{:?}", by_id(&results, "slow").error);
+    assert_eq!(kind("badjson"), Some(ErrorKind::Malformed));
+    assert_eq!(kind("nochoices"), Some(ErrorKind::Malformed));
+    assert_eq!(kind("empty"), Some(ErrorKind::EmptyReply));
+    for tag in ["slow", "badjson", "nochoices", "empty"] {
+        let r = by_id(&results, tag);
+        assert_eq!((r.extraction.as_deref(), r.source), (None, Source::Failed), "{tag}");
+    }
+    // Retries: the 500 and the timeouts are retried (1 + 2 attempts at most); malformed bodies are not.
+    assert_eq!(requests(&f, "flaky"), 2);
+    assert_eq!(requests(&f, "slow"), 3);
+    assert_eq!(requests(&f, "badjson"), 1);
+    assert_eq!(requests(&f, "nochoices"), 1);
+    assert_eq!(requests(&f, "normal"), 1);
+    // What was sent: the configured model, temperature 0, the rendered prompt with the options.
+    {
+        let seen = f.seen.lock().unwrap();
+        let body =
+            seen.bodies.iter().find(|b| b["messages"][0]["content"].as_str().unwrap().contains("[normal]")).unwrap();
+        assert_eq!(body["model"], "judge-m");
+        assert_eq!(body["temperature"], 0.0);
+        let prompt = body["messages"][0]["content"].as_str().unwrap();
+        assert!(prompt.contains(
+            "Problem: Which option fits item normal?\nOptions: (A) 3 (B) 5\nModel answer: Some reasoning [normal]."
+        ));
+        assert_eq!(normal.prompt_sha256, format!("{:x}", Sha256::digest(prompt.as_bytes())));
+        assert!(seen.auth.is_empty(), "no key is configured, none may be sent");
+    }
+
+    let record = read_json(&out.path().join("judge.json"));
+    let template = Path::new(env!("CARGO_MANIFEST_DIR")).join("prompts/judge/v1/mathvista_extract.txt");
+    assert_eq!(record["prompt_template_sha256"], format!("{:x}", Sha256::digest(std::fs::read(&template).unwrap())));
+    assert_eq!(record["model"], "judge-m");
+    assert_eq!(record["base_url"], f.base);
+    assert_eq!(record["api_key_env"], "R1LAB_JUDGE_API_KEY");
+    assert_eq!(record["prompt_version"], "v1");
+    assert_eq!(
+        (record["items"].as_u64(), record["judged_now"].as_u64(), record["resumed"].as_u64()),
+        (Some(7), Some(3), Some(0))
+    );
+    assert_eq!(record["no_answer"], 1);
+    assert_eq!(record["errors"], json!({"timeout": 1, "malformed": 2, "empty_reply": 1}));
+    assert_eq!((record["retries"].as_u64(), record["concurrency"].as_u64()), (Some(2), Some(3)));
+    assert_eq!(record["timeout_s"].as_f64(), Some(0.3));
+    let saved: Vec<JudgeResult> = serde_json::from_value(read_json(&out.path().join("judge_results.json"))).unwrap();
+    assert_eq!(saved, results);
+
+    // Resume against a now healthy server: judged items are not asked again, failed ones are.
+    f.healthy.store(true, Ordering::SeqCst);
+    let before: HashMap<String, usize> = f.seen.lock().unwrap().requests.clone();
+    let again = judge_extract(&items, &cfg, out.path()).unwrap();
+    let after = f.seen.lock().unwrap().requests.clone();
+    for tag in TAGS {
+        let asked = after.get(tag).copied().unwrap_or(0) - before.get(tag).copied().unwrap_or(0);
+        let judged_before = ["normal", "none", "flaky"].contains(&tag);
+        assert_eq!(asked, usize::from(!judged_before), "{tag}");
+        let r = by_id(&again, tag);
+        assert_eq!(r.resumed, judged_before, "{tag}");
+        assert!(r.error.is_none(), "{tag}: {:?}", r.error);
+    }
+    assert_eq!(by_id(&again, "normal").extraction.as_deref(), Some("B"));
+    assert_eq!(by_id(&again, "slow").extraction.as_deref(), Some("1"));
+    let record = read_json(&out.path().join("judge.json"));
+    assert_eq!((record["judged_now"].as_u64(), record["resumed"].as_u64()), (Some(4), Some(3)));
+    assert_eq!(record["errors"], json!({}));
+
+    // Another model may not continue this folder.
+    let other = JudgeConfig { model: "other-m".into(), ..cfg.clone() };
+    let err = judge_extract(&items, &other, out.path()).unwrap_err();
+    assert!(format!("{err:#}").contains("new output folder"), "{err:#}");
+}
+
+#[test]
+fn failed_items_fall_back_to_the_rules_only_when_configured() {
+    let f = fixture();
+    let items = vec![item("badjson"), item("normal")];
+    let out = tempfile::tempdir().unwrap();
+    let cfg = JudgeConfig { fallback_to_rules: true, ..config(&f.base) };
+    let results = judge_extract(&items, &cfg, out.path()).unwrap();
+    let bad = by_id(&results, "badjson");
+    // The rules read "The answer is 42." and 42 is no option text nor letter: the number is kept.
+    assert_eq!((bad.extraction.as_deref(), bad.source), (Some("42"), Source::Rules));
+    assert_eq!(bad.error.as_ref().map(|e| e.kind), Some(ErrorKind::Malformed));
+    assert_eq!(by_id(&results, "normal").source, Source::Judge);
+    let record = read_json(&out.path().join("judge.json"));
+    assert_eq!((record["fallback_used"].as_u64(), record["fallback_to_rules"].as_bool()), (Some(1), Some(true)));
+}
+
+#[test]
+fn an_unreachable_judge_is_a_per_item_transport_error() {
+    // A port that was free a moment ago: connection refused.
+    let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let cfg = JudgeConfig { retries: 1, ..config(&format!("http://127.0.0.1:{port}/v1")) };
+    let out = tempfile::tempdir().unwrap();
+    let results = judge_extract(&[item("normal")], &cfg, out.path()).unwrap();
+    assert_eq!(results[0].error.as_ref().map(|e| e.kind), Some(ErrorKind::Transport), "{:?}", results[0].error);
+    assert_eq!(results[0].source, Source::Failed);
+}
+
+fn write(path: &Path, v: &Value) -> PathBuf {
+    std::fs::write(path, serde_json::to_vec(v).unwrap()).unwrap();
+    path.to_path_buf()
+}
+
+#[test]
+fn score_mathvista_with_judge_flags_uses_the_judges_extraction_and_the_env_key() {
+    let f = fixture();
+    let dir = tempfile::tempdir().unwrap();
+    let meta = json!({"language": "english", "source": "s", "category": "c", "task": "t", "context": "x",
+                      "grade": "g", "skills": ["arithmetic"]});
+    let annotations = write(
+        &dir.path().join("testmini.json"),
+        &json!({
+            "1": {"question": "Which is bigger?", "question_type": "multi_choice", "answer_type": "text",
+                  "choices": ["3", "5"], "answer": "5", "precision": null, "metadata": meta},
+            "2": {"question": "How many?", "question_type": "free_form", "answer_type": "integer",
+                  "choices": null, "answer": "7", "precision": null, "metadata": meta},
+        }),
+    );
+    // The records' own extractions are wrong; the judge's replies (B, 7) are right.
+    let outputs = write(
+        &dir.path().join("output_m.json"),
+        &json!({
+            "1": {"response": "I think [normal] it is the second.", "extraction": "A"},
+            "2": {"response": "Counting [flaky] gives seven.", "extraction": "1"},
+        }),
+    );
+    let out = dir.path().join("scored");
+    let run = Command::new(env!("CARGO_BIN_EXE_r1lab"))
+        .args(["score", "mathvista", "--outputs"])
+        .arg(&outputs)
+        .arg("--annotations")
+        .arg(&annotations)
+        .arg("--out")
+        .arg(&out)
+        .args(["--judge-url", &f.base, "--judge-model", "judge-m"])
+        .env("R1LAB_JUDGE_API_KEY", "sk-test-secret")
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert!(run.status.success(), "{stderr}");
+    assert!(stderr.contains("mathvista: 2/2 correct"), "{stderr}");
+    let scores: Value = serde_json::from_slice(&run.stdout).unwrap();
+    assert_eq!(scores["average"]["accuracy"], 1.0);
+    let predictions = read_json(&out.join("predictions.json"));
+    assert_eq!(predictions[0]["extraction"], "B");
+    assert_eq!(predictions[1]["extraction"], "7");
+    assert_eq!(f.seen.lock().unwrap().auth, vec!["Bearer sk-test-secret".to_string(); 3]);
+    let record = std::fs::read_to_string(out.join("judge.json")).unwrap();
+    assert!(record.contains("R1LAB_JUDGE_API_KEY") && !record.contains("sk-test-secret"), "{record}");
+    // The question came from the annotations.
+    let seen = f.seen.lock().unwrap();
+    assert!(
+        seen.bodies.iter().any(|b| b["messages"][0]["content"].as_str().unwrap().contains("Problem: How many?\nModel"))
+    );
+}
