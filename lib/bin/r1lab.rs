@@ -315,7 +315,7 @@ fn main() -> Result<()> {
         }
         Command::Score { bench } => score(bench)?,
         Command::Grade { pairs } => grade(&pairs)?,
-        Command::Eval { command } => r1lab::eval::bench::cli::run(&command)?,
+        Command::Eval { command } => r1lab::eval::bench::cli::run_on(&command, Some(cli.device))?,
         Command::Hub { command } => r1lab::hub::cli::run(&command)?,
         Command::Data { command } => r1lab::data::cli::run(&command)?,
         Command::Tiny { command } => r1lab::model::tiny::cli::run(&command)?,

@@ -6,6 +6,8 @@
 //! order. Every benchmark item needs at least one response; a response for an id the benchmark lacks is an
 //! error (both name the id). The metrics are printed on stdout, one `benchmark<TAB>metric<TAB>value` line
 //! each; the written files go to stderr.
+//!
+//! `r1lab eval run ...` generates the responses itself first (see [`super::run`]).
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
@@ -21,6 +23,9 @@ pub enum EvalCommand {
     /// Score a JSON-lines file of responses (id, response[, sample]) against a benchmark; write per-item
     /// records, parquet summaries and the Vision-R1 / ReVisual-R1 shaped tables.
     Bench(BenchArgs),
+    /// Run a model over a benchmark with a paper's protocol preset (generate, extract, score, report,
+    /// run.json); resumable into the same --out.
+    Run(super::run::RunArgs),
 }
 
 #[derive(Debug, Args)]
@@ -44,7 +49,19 @@ pub struct BenchArgs {
 }
 
 pub fn run(cmd: &EvalCommand) -> Result<()> {
+    run_on(cmd, None)
+}
+
+/// [`run`] with the device `eval run` generates on (the binary's `--device`; `None`: `R1LAB_DEVICE`).
+pub fn run_on(cmd: &EvalCommand, device: Option<crate::backend::DeviceSpec>) -> Result<()> {
     match cmd {
+        EvalCommand::Run(a) => {
+            let device = match device {
+                Some(d) => d,
+                None => crate::backend::DeviceSpec::from_env()?,
+            };
+            super::run::run(a, device).map(|_| ())
+        }
         EvalCommand::Bench(a) => {
             let items = load(a.benchmark, &a.root)?;
             let by_id: HashMap<&str, usize> = items.iter().enumerate().map(|(i, it)| (it.id.as_str(), i)).collect();

@@ -24,6 +24,7 @@
 //! (MathVista skills, LogicVista skills) joins them with [`MULTI_SEP`] and the item counts under each.
 pub mod cli;
 pub mod dynamath;
+pub mod generate;
 pub mod logicvista;
 pub mod mathverse;
 pub mod mathvision;
@@ -31,6 +32,7 @@ pub mod mathvista;
 pub mod mmmath;
 pub mod preset;
 pub mod report;
+pub mod run;
 pub mod score;
 pub mod text_sets;
 pub mod wemath;
