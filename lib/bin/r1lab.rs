@@ -117,7 +117,8 @@ enum Command {
         #[arg(long, default_value = "artifacts/runs")]
         runs: PathBuf,
     },
-    /// Rerun a finished run and report the replay level reached (L0 inputs, L1 bit-identical fingerprints);
+    /// Rerun a finished run and report the replay level reached (L0 inputs and data order, L1 bit-identical
+    /// fingerprints, L2/L3 numeric/statistical within the manifest's [replay] tolerances);
     /// prints the report as JSON and writes RUN_DIR/replay-<n>/replay.json.
     Replay {
         run_dir: PathBuf,
@@ -127,6 +128,10 @@ enum Command {
         /// Folder of run folders where parent runs are looked up [default: the folder holding RUN_DIR].
         #[arg(long)]
         runs: Option<PathBuf>,
+        /// The highest level to attempt: l0 inputs and data order, l1 bitwise, l2 numeric, l3 statistical (l3
+        /// retrains the manifest once per seed of its [replay.statistical]).
+        #[arg(long, value_enum, default_value = "l3")]
+        level: r1lab::repro::replay::Level,
     },
     /// Run a grid of manifest variants with paired seeds and write sweep.parquet, sweep_summary.parquet
     /// (mean, 95 % CI), sweep.png and a markdown table.
@@ -343,7 +348,7 @@ fn main() -> Result<()> {
             let state = if report.is_locked() { "locked" } else { "still unlocked (see unresolved)" };
             eprintln!("lock: {} -> {} ({state})", manifest.display(), path.display());
         }
-        Command::Replay { run_dir, steps, runs } => {
+        Command::Replay { run_dir, steps, runs, level } => {
             let runs_root = runs.or_else(|| run_dir.parent().map(PathBuf::from)).unwrap_or_default();
             let opts = RunOptions {
                 repo_root: std::env::current_dir()?,
@@ -353,7 +358,8 @@ fn main() -> Result<()> {
                 progress: false,
                 hub: r1lab::hub::HubOptions::from_env(),
             };
-            let report = r1lab::repro::replay::replay(&run_dir, &opts, steps)?;
+            let ropts = r1lab::repro::replay::ReplayOptions { steps, max_level: level };
+            let report = r1lab::repro::replay::replay_with(&run_dir, &opts, &ropts)?;
             println!("{}", serde_json::to_string_pretty(&report)?);
             eprintln!("replay: {}", report.summary);
         }

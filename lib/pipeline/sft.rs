@@ -12,7 +12,7 @@ use crate::data::format::with_format_prompt;
 use crate::data::sharegpt;
 use crate::model::qwen2_5_vl::model::run::load;
 use crate::repro::checkpoint::{self, CheckpointParts, TrainerKind, TrainerState};
-use crate::repro::fingerprint::bits;
+use crate::repro::fingerprint::{bits, digest_i64};
 use crate::repro::manifest::SftSettings;
 use crate::rl::reward::Reward;
 use crate::sft::trainer::{PrepareOptions, SftTrainer, prepare};
@@ -99,7 +99,10 @@ pub fn run_stage(ctx: &mut StageContext, s: &SftSettings) -> Result<BTreeMap<Str
             bar.inc(1);
             Ok(())
         })?;
-        for (step, values, timing, fingerprint) in pending.drain(..) {
+        for (step, values, timing, mut fingerprint) in pending.drain(..) {
+            // The step's example indices: the data order that `r1lab replay` regenerates at L0.
+            let idx = trainer.step_examples(step as usize - 1, data.examples.len())?;
+            fingerprint.push(("examples", digest_i64(idx.iter().map(|&i| i as i64))));
             ctx.metrics.append(step, &values)?;
             ctx.timings.log(step, &timing)?;
             ctx.fingerprints.push(step, fingerprint)?;

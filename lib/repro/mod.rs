@@ -10,10 +10,9 @@
 //! - [`fingerprint`]: per-step digests (`fingerprints.jsonl`) that locate the first divergence of a replay.
 //!
 //! - [`lock`]: `r1lab lock` pins every input by content hash; `r1lab run --require-locked` refuses the rest.
-//! - [`replay`]: `r1lab replay RUN_DIR` climbs the replay ladder (L0 inputs, L1 bitwise fingerprints).
+//! - [`replay`]: `r1lab replay RUN_DIR` climbs the replay ladder (L0 inputs and data order, L1 bitwise
+//!   fingerprints, L2 numeric and L3 statistical within the manifest's `[replay]` tolerances).
 //! - [`sweep`]: `r1lab sweep` runs a grid × paired seeds and writes the mean ± 95 % CI table.
-//!
-//! Not here yet: replay levels L2/L3 (numeric and statistical tolerances in the manifest).
 pub mod checkpoint;
 pub mod fingerprint;
 pub mod grid;

@@ -1,22 +1,39 @@
-//! `r1lab replay RUN_DIR [--steps K]` (issue 5 item 5; style_anchors B11, the replay ladder): reruns a recorded
-//! run and reports the highest level it reached and, where it fell off, the first thing that differed.
+//! `r1lab replay RUN_DIR [--steps K] [--level l0|l1|l2|l3]` (issue 5 item 5; style_anchors B11, the replay
+//! ladder): reruns a recorded run and reports the highest level it reached and, where a level failed, the first
+//! thing that differed.
 //!
 //! - L0 inputs: the manifest recorded in `run.json` round-trips to its recorded sha256 (through its TOML text
-//!   too), and re-resolving its inputs today (model, data and eval files, parent checkpoint, the same way
-//!   `r1lab run` does) gives exactly the recorded input hashes. The code commit is compared and reported but does
-//!   not fail L0 (a replay at another commit is how a regression is found; the run id then differs).
+//!   too), re-resolving its inputs today (model, data and eval files, parent checkpoint, the same way
+//!   `r1lab run` does) gives exactly the recorded input hashes, and the data order of the first K steps
+//!   regenerates from `seeds.base` ([`order`]: SFT example indices, GRPO prompt uids; the first differing step is
+//!   named). The code commit is compared and reported but does not fail L0 (a replay at another commit is how a
+//!   regression is found; the run id then differs). Failing L0 means "not the same experiment": nothing reruns.
 //! - L1 bitwise prefix: on the same device (`env.device` of the record, e.g. `cpu` or `cuda:0`), the recorded
 //!   manifest reruns for its first K steps (default: every recorded step) into `<RUN_DIR>/replay-<n>/<run id>/`,
 //!   stopping with [`RunControl::max_steps`] (schedules keep their full length, so step k draws and computes what
 //!   it did in the full run), and its `fingerprints.jsonl` is compared with the record's line by line: the first
 //!   `(step, field)` that differs is named with both values.
-//! - L2 numeric / L3 statistical: not attempted; the manifest has no tolerances or seed lists for them yet, and the
-//!   report says so.
+//! - L2 numeric ([`numeric`], the manifest's `[replay.numeric]`): the first `steps` rows of the rerun's
+//!   `metrics.parquet` (the L1 rerun when it covers them, else a rerun of its own, which is how a record from
+//!   another device kind is checked) agree with the record's within `rtol`/`atol`; the first
+//!   `(step, field, recorded, replayed, allowed)` outside is named.
+//! - L3 statistical ([`statistical`], `[replay.statistical]`): full reruns with each listed base seed; the record's
+//!   final metrics must lie within the seeds' 95 % prediction interval widened to at least `atol`.
+//!
+//! Levels above L0 are separate checks of different strength, not strictly nested (a record from a GPU can pass
+//! L2 and L3 without L1): each is attempted when L0 passed, `--level` allows it, and (L2, L3) the manifest has its
+//! section; the reported level is the highest that passed, and the summary names every attempted level that
+//! failed. `--level` caps the cost: L3 trains `seeds` full runs.
 //!
 //! The report is printed as JSON by the CLI and written to `<RUN_DIR>/replay-<n>/replay.json`.
 //!
-//! Deviations from B11: L0 does not regenerate the data order (it is a pure function of the seed, tested in
-//! `repro::seed`), and L1 starts from the run's initial inputs, not from a checkpoint at step s.
+//! Deviations from B11: L1 starts from the run's initial inputs, not from a checkpoint at step s; L2 compares
+//! logged step metrics of a free-running rerun instead of a teacher-forced golden batch (see
+//! `repro::manifest::replay`); L3 compares final metrics only.
+pub mod numeric;
+pub mod order;
+pub mod statistical;
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
@@ -31,10 +48,34 @@ use crate::pipeline::{FINGERPRINTS_FILE, RunControl, RunOptions, run_manifest_wi
 use crate::repro::fingerprint::Fingerprints;
 use crate::repro::lock::data_ext;
 use crate::repro::manifest::Manifest;
-use crate::repro::record::{CodeState, RunRecord};
+use crate::repro::record::{CodeState, Metrics, RunRecord};
+use numeric::L2Report;
+use order::DataOrderReport;
+use statistical::L3Report;
 
-/// Why L2 and L3 are not run.
-pub const NOT_ATTEMPTED: &str = "not attempted (needs tolerances/seeds in the manifest)";
+/// The highest level a replay may attempt (`--level`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, clap::ValueEnum)]
+pub enum Level {
+    L0,
+    L1,
+    L2,
+    L3,
+}
+
+/// How far and how long a replay goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReplayOptions {
+    /// Limit L0's data order and L1 to the first K steps (default: every recorded step).
+    pub steps: Option<u64>,
+    /// The highest level to attempt.
+    pub max_level: Level,
+}
+
+impl Default for ReplayOptions {
+    fn default() -> Self {
+        Self { steps: None, max_level: Level::L3 }
+    }
+}
 
 /// One input whose hash differs between the record and today.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -52,7 +93,7 @@ pub struct CodeCompare {
     pub current_dirty: Option<bool>,
 }
 
-/// L0: inputs and manifest identical.
+/// L0: inputs, manifest and data order identical.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct L0Report {
     pub passed: bool,
@@ -60,8 +101,9 @@ pub struct L0Report {
     pub manifest_round_trip: bool,
     pub inputs_checked: usize,
     pub input_differences: Vec<InputDiff>,
+    pub data_order: DataOrderReport,
     pub code: CodeCompare,
-    /// Resolving the inputs failed (a file gone or changed under a pin): the error.
+    /// Resolving the inputs or reading the recorded order failed (a file gone or changed under a pin): the error.
     pub error: Option<String>,
 }
 
@@ -93,21 +135,27 @@ pub struct L1Report {
 pub struct ReplayReport {
     pub run_dir: String,
     pub run_id: String,
-    /// `none`, `L0` or `L1`.
+    /// `none`, `L0`, `L1`, `L2` or `L3`.
     pub level: String,
     pub summary: String,
     pub l0: L0Report,
     pub l1: L1Report,
-    pub l2: String,
-    pub l3: String,
+    pub l2: L2Report,
+    pub l3: L3Report,
 }
 
-/// Replays the run in `run_dir` (see the module doc). `opts.runs_root` is where parent runs are looked up
-/// (normally the folder holding `run_dir`); `steps` limits L1 to the first K steps.
+/// Replays the run in `run_dir` up to L3 (see the module doc). `opts.runs_root` is where parent runs are looked
+/// up (normally the folder holding `run_dir`); `steps` limits L0's data order and L1 to the first K steps.
 pub fn replay(run_dir: &Path, opts: &RunOptions, steps: Option<u64>) -> Result<ReplayReport> {
+    replay_with(run_dir, opts, &ReplayOptions { steps, ..ReplayOptions::default() })
+}
+
+/// [`replay`] with a level cap.
+pub fn replay_with(run_dir: &Path, opts: &RunOptions, ropts: &ReplayOptions) -> Result<ReplayReport> {
     let record = RunRecord::require_complete(run_dir)?;
     let out_dir = next_replay_dir(run_dir)?;
-    let l0 = level0(&record, opts);
+    let steps = ropts.steps;
+    let l0 = level0(&record, run_dir, opts, steps.unwrap_or(u64::MAX));
     let env = EnvInfo::collect(opts.device, opts.device.resolve()?);
     let device_recorded = record.env.get("device").and_then(|d| d.as_str()).map(str::to_string);
     let mut l1 = L1Report {
@@ -121,28 +169,44 @@ pub fn replay(run_dir: &Path, opts: &RunOptions, steps: Option<u64>) -> Result<R
         note: String::new(),
     };
     let recorded_fp = run_dir.join(FINGERPRINTS_FILE);
+    // The L1 rerun (folder, steps it ran), reused by L2 when it covers L2's steps.
+    let mut rerun: Option<(PathBuf, u64)> = None;
     if !l0.passed {
         l1.note = "not attempted: L0 failed (not the same experiment)".into();
+    } else if ropts.max_level < Level::L1 {
+        l1.note = "not attempted: --level l0".into();
     } else if device_recorded.as_deref() != Some(env.device.as_str()) {
         l1.note = format!("not attempted: recorded on {device_recorded:?}, this machine runs on {}", env.device);
     } else if !recorded_fp.is_file() {
         l1.note = format!("not attempted: {} has no {FINGERPRINTS_FILE}", run_dir.display());
     } else {
-        level1(&record, &recorded_fp, &out_dir, opts, steps, &mut l1)?;
+        rerun = Some(level1(&record, &recorded_fp, &out_dir, opts, steps, &mut l1)?);
     }
-    let level = if l0.passed && l1.reached {
-        "L1"
-    } else if l0.passed {
-        "L0"
-    } else {
+    let spec = record.manifest.replay.as_ref();
+    let l2 = match spec.and_then(|r| r.numeric.as_ref()) {
+        _ if !l0.passed => L2Report::not_attempted("not attempted: L0 failed"),
+        _ if ropts.max_level < Level::L2 => L2Report::not_attempted("not attempted: --level below l2"),
+        None => L2Report::not_attempted("not attempted: the manifest has no [replay.numeric] tolerances"),
+        Some(n) => level2(&record, run_dir, n, &out_dir, opts, rerun.as_ref())?,
+    };
+    let l3 = match spec.and_then(|r| r.statistical.as_ref()) {
+        _ if !l0.passed => L3Report::not_attempted("not attempted: L0 failed"),
+        _ if ropts.max_level < Level::L3 => L3Report::not_attempted("not attempted: --level below l3"),
+        None => L3Report::not_attempted("not attempted: the manifest has no [replay.statistical] seeds"),
+        Some(st) => statistical::run(&record.manifest, run_dir, st, &out_dir, opts)?,
+    };
+    let level = if !l0.passed {
         "none"
+    } else if l3.reached {
+        "L3"
+    } else if l2.reached {
+        "L2"
+    } else if l1.reached {
+        "L1"
+    } else {
+        "L0"
     };
-    let summary = match (&l1.first_divergence, level) {
-        (_, "L1") => format!("L1 reached for {} steps", l1.steps_compared),
-        (Some(d), _) => format!("L0 reached; L1 diverged at step {} in field {}", d.step, d.field),
-        (None, "L0") => format!("L0 reached; L1 {}", l1.note),
-        _ => "L0 failed: the inputs or the manifest differ from the record".into(),
-    };
+    let summary = summarize(level, &l0, &l1, &l2, &l3);
     let report = ReplayReport {
         run_dir: run_dir.display().to_string(),
         run_id: record.run_id.clone(),
@@ -150,11 +214,60 @@ pub fn replay(run_dir: &Path, opts: &RunOptions, steps: Option<u64>) -> Result<R
         summary,
         l0,
         l1,
-        l2: NOT_ATTEMPTED.into(),
-        l3: NOT_ATTEMPTED.into(),
+        l2,
+        l3,
     };
     write_atomic(&out_dir.join("replay.json"), serde_json::to_string_pretty(&report)?.as_bytes())?;
     Ok(report)
+}
+
+/// One line: the level reached, then what every attempted level below or beside it found.
+fn summarize(level: &str, l0: &L0Report, l1: &L1Report, l2: &L2Report, l3: &L3Report) -> String {
+    if level == "none" {
+        return match &l0.data_order.first_difference {
+            Some(d) => format!("L0 failed: the data order differs from the record at step {} ({})", d.step, d.what),
+            None => "L0 failed: the inputs or the manifest differ from the record".into(),
+        };
+    }
+    let mut parts = Vec::new();
+    let l1_part = match &l1.first_divergence {
+        _ if l1.reached => format!("L1 reached for {} steps", l1.steps_compared),
+        Some(d) => format!("L1 diverged at step {} in field {}", d.step, d.field),
+        None => format!("L1 {}", l1.note),
+    };
+    let l2_part = match &l2.first_violation {
+        _ if l2.reached => format!("L2 reached for {} steps", l2.steps_compared),
+        Some(v) => format!(
+            "L2 out of tolerance at step {} in field {} (recorded {:?}, replayed {:?}, allowed {:?})",
+            v.step, v.field, v.recorded, v.replayed, v.allowed
+        ),
+        None => format!("L2 {}", l2.note),
+    };
+    let l3_part = match l3.first_failure() {
+        _ if l3.reached => format!("L3 reached over {} seeds", l3.seeds.len()),
+        Some(m) => format!(
+            "L3 failed for {} (recorded {}, seeds' mean {}, |difference| {} > allowed {})",
+            m.metric, m.recorded, m.mean, m.difference, m.allowed
+        ),
+        None => format!("L3 {}", l3.note),
+    };
+    let head = match level {
+        "L3" => l3_part.clone(),
+        "L2" => l2_part.clone(),
+        "L1" => l1_part.clone(),
+        _ => "L0 reached".into(),
+    };
+    parts.push(head);
+    if level != "L1" && (l1.attempted || level == "L0") {
+        parts.push(l1_part);
+    }
+    if level != "L2" && l2.attempted {
+        parts.push(l2_part);
+    }
+    if level != "L3" && l3.attempted {
+        parts.push(l3_part);
+    }
+    parts.join("; ")
 }
 
 /// `<run_dir>/replay-<n>/` for the first free n ≥ 1, created.
@@ -169,8 +282,8 @@ fn next_replay_dir(run_dir: &Path) -> Result<PathBuf> {
     unreachable!("1.. is unbounded")
 }
 
-/// The inputs of `m` as `r1lab run` records them.
-fn resolve_inputs(m: &Manifest, roots: &Roots, hub: &Hub) -> Result<BTreeMap<String, String>> {
+/// The inputs of `m` as `r1lab run` records them, and the resolved training data file.
+fn resolve_inputs(m: &Manifest, roots: &Roots, hub: &Hub) -> Result<(BTreeMap<String, String>, PathBuf)> {
     let mut inputs = resolve::model_dir(&m.model.source, roots, hub).context("resolving model.source")?.inputs;
     let data = resolve::data_file(&m.data.source, &m.data.split, data_ext(&m.train), roots, hub, "data")
         .context("resolving data.source")?;
@@ -180,10 +293,11 @@ fn resolve_inputs(m: &Manifest, roots: &Roots, hub: &Hub) -> Result<BTreeMap<Str
             .with_context(|| format!("resolving eval[{i}] ({})", s.name))?;
         inputs.extend(r.inputs);
     }
-    Ok(inputs)
+    Ok((inputs, data.path))
 }
 
-fn level0(record: &RunRecord, opts: &RunOptions) -> L0Report {
+/// L0 over the first `k` steps' data order.
+fn level0(record: &RunRecord, run_dir: &Path, opts: &RunOptions, k: u64) -> L0Report {
     let m = &record.manifest;
     let direct = m.sha256().ok();
     let via_toml = m.to_toml_string().ok().and_then(|t| Manifest::from_toml_str(&t).ok()).and_then(|x| x.sha256().ok());
@@ -197,17 +311,37 @@ fn level0(record: &RunRecord, opts: &RunOptions) -> L0Report {
         current_dirty: current.dirty,
     };
     let roots = Roots { repo: opts.repo_root.clone(), runs: opts.runs_root.clone() };
-    let (now, error) = match resolve_inputs(m, &roots, &Hub::new(opts.hub.clone())) {
-        Ok(now) => (now, None),
-        Err(e) => (BTreeMap::new(), Some(format!("{e:#}"))),
+    let resolved = resolve_inputs(m, &roots, &Hub::new(opts.hub.clone()));
+    let (now, data_file, mut error) = match resolved {
+        Ok((now, data)) => (now, Some(data), None),
+        Err(e) => (BTreeMap::new(), None, Some(format!("{e:#}"))),
     };
     let input_differences = if error.is_some() { Vec::new() } else { diff_inputs(&record.inputs, &now) };
+    let data_order = match data_file {
+        Some(data) if input_differences.is_empty() => match order::check(m, run_dir, &data, k) {
+            Ok(r) => r,
+            Err(e) => {
+                error = Some(format!("regenerating the data order: {e:#}"));
+                DataOrderReport { checked: false, steps_compared: 0, first_difference: None, note: "failed".into() }
+            }
+        },
+        _ => DataOrderReport {
+            checked: false,
+            steps_compared: 0,
+            first_difference: None,
+            note: "not checked: the inputs differ".into(),
+        },
+    };
     L0Report {
-        passed: manifest_round_trip && error.is_none() && input_differences.is_empty(),
+        passed: manifest_round_trip
+            && error.is_none()
+            && input_differences.is_empty()
+            && data_order.first_difference.is_none(),
         manifest_sha256: record.manifest_sha256.clone(),
         manifest_round_trip,
         inputs_checked: record.inputs.len(),
         input_differences,
+        data_order,
         code,
         error,
     }
@@ -229,7 +363,7 @@ fn level1(
     opts: &RunOptions,
     steps: Option<u64>,
     l1: &mut L1Report,
-) -> Result<()> {
+) -> Result<(PathBuf, u64)> {
     let recorded = Fingerprints::read(recorded_fp, u64::MAX)?;
     let last = recorded.steps.last().map_or(0, |f| f.step);
     let k = steps.map_or(last, |k| k.min(last));
@@ -248,7 +382,57 @@ fn level1(
         Some(s) if s > last => format!("asked for {s} steps; the record has {last}"),
         _ => format!("compared steps 1..={k}"),
     };
-    Ok(())
+    Ok((outcome.dir, k))
+}
+
+/// L2: the rerun's metrics (the L1 rerun's when it ran at least `spec.steps` steps) against the record's.
+fn level2(
+    record: &RunRecord,
+    run_dir: &Path,
+    spec: &crate::repro::manifest::replay::NumericSpec,
+    out_dir: &Path,
+    opts: &RunOptions,
+    l1_rerun: Option<&(PathBuf, u64)>,
+) -> Result<L2Report> {
+    let metrics_file = run_dir.join("metrics.parquet");
+    if !metrics_file.is_file() {
+        return Ok(L2Report::not_attempted(format!("not attempted: {} has no metrics.parquet", run_dir.display())));
+    }
+    let recorded = Metrics::read_parquet(&metrics_file, u64::MAX)?;
+    // The record's last step (a metrics row per training step).
+    let last = recorded.names().iter().flat_map(|n| recorded.series(n)).map(|(s, _)| s).max().unwrap_or(0);
+    let k = spec.steps.min(last);
+    let dir = match l1_rerun {
+        Some((dir, ran)) if *ran >= k => dir.clone(),
+        _ => {
+            let l2_dir = out_dir.join("l2");
+            let manifest_path = l2_dir.join("manifest.toml");
+            write_atomic(&manifest_path, record.manifest.to_toml_string()?.as_bytes())?;
+            let control = RunControl { require_locked: false, max_steps: Some(k), record_root: Some(l2_dir) };
+            run_manifest_with(&manifest_path, opts, &control).context("rerunning the recorded manifest for L2")?.dir
+        }
+    };
+    let replayed = Metrics::read_parquet(&dir.join("metrics.parquet"), u64::MAX)?;
+    let c = numeric::compare(&recorded, &replayed, spec, k);
+    let mut report = L2Report {
+        attempted: true,
+        reached: false,
+        steps_compared: k,
+        first_violation: c.first_violation,
+        max_abs_diff: c.max_abs_diff,
+        replay_run: Some(dir.display().to_string()),
+        note: format!("compared steps 0..={k} of {:?}", spec.fields),
+    };
+    if !c.unknown_fields.is_empty() {
+        report.note = format!(
+            "failed: replay.numeric.fields {:?} are no columns of the record's metrics.parquet (columns: {:?})",
+            c.unknown_fields,
+            recorded.names()
+        );
+    } else {
+        report.reached = report.first_violation.is_none() && k > 0;
+    }
+    Ok(report)
 }
 
 /// The first `(step, field)` where `replayed` differs from `recorded`: a missing or extra step is field `step`, a

@@ -7,6 +7,7 @@
 //! all out). Settings of one training kind on the other (PAD on SFT) are unknown keys; invalid combinations
 //! (group size 1 with GRPO z-scores, eps_low ≥ 1, an empty PTST schedule, a moving revision in a locked
 //! manifest) are load errors naming the key.
+//! The optional `replay` table ([`replay`]: L2/L3 replay tolerances) is left out of the hash when absent.
 //!
 //! Hash: [`Manifest::sha256`] is the sha256 of the canonical JSON of the resolved manifest (object keys sorted
 //! at every level, no whitespace, serde_json number formatting), so formatting, comments and key order in the
@@ -16,6 +17,7 @@
 //! manifest yet (the run record captures the code commit and environment, record.rs); the lock state is one
 //! explicit `lock` table instead of `[*.request]` tables, because `r1lab lock` does not exist yet. Real-model
 //! manifests whose revisions cannot be resolved offline say `lock = { state = "unlocked", reason = ... }`.
+pub mod replay;
 pub mod source;
 pub mod train;
 
@@ -49,6 +51,9 @@ pub struct Manifest {
     pub checkpoint: CheckpointPolicy,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub expected: Vec<Expected>,
+    /// Replay tolerances (L2 numeric, L3 statistical); absent: the hash is that of a manifest without it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replay: Option<replay::ReplaySpec>,
 }
 
 /// Whether every moving reference is pinned.
@@ -217,6 +222,9 @@ impl Manifest {
             ensure!(x.metric.contains('.'), "expected[{i}].metric = {:?} must be \"<suite>.<metric>\"", x.metric);
             ensure!(x.value.is_finite(), "expected[{i}].value must be finite");
             ensure!(x.tolerance.is_finite() && x.tolerance >= 0.0, "expected[{i}].tolerance must be >= 0");
+        }
+        if let Some(r) = &self.replay {
+            r.validate()?;
         }
         Ok(())
     }
