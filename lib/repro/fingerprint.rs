@@ -5,8 +5,8 @@
 //! A fingerprint is one JSON object per line: `{"step": N, "<field>": "<value>", ...}` with fields sorted by name.
 //! Values are hex: `sha256(...)` digests of ordered sequences ([`digest_i64`], [`digest_f64`]) or the IEEE-754 bits
 //! of a scalar ([`bits`]), so equality is bitwise. GRPO steps record `tokens` (every response's prompt uid, sample
-//! index and token ids), `rewards`, `advantages`, `pg_loss` and `grad_norm`; SFT steps `loss`, `grad_norm`, `lr` and `examples` (digest of the step's example indices, the data order L0 of
-//! `r1lab replay` regenerates).
+//! index and token ids), `rewards`, `advantages`, `pg_loss` and `grad_norm`; SFT steps `loss`, `grad_norm`, `lr`
+//! and `examples` (digest of the step's example indices: the data order L0 of `r1lab replay` regenerates).
 //! The file is rewritten atomically whenever the metrics are (so a killed run never leaves a torn line), and a
 //! resumed run keeps the lines of the steps its checkpoint covers.
 use std::collections::BTreeMap;
