@@ -23,9 +23,9 @@ use crate::backend::DeviceSpec;
 use crate::data::bridging::cli::BridgeArgs;
 use crate::data::cli::SynthArgs;
 use crate::data::format::AnswerFormat;
-use crate::data::sharegpt;
 use crate::data::synthetic::export::export;
 use crate::data::synthetic::{Config as SynthConfig, Family, Split};
+use crate::data::{easyr1, sharegpt};
 use crate::hub::HubOptions;
 use crate::io::write_atomic;
 use crate::model::tiny::{TinySpec, install};
@@ -60,6 +60,10 @@ pub struct DataSettings {
     /// Output folder (relative to the repository root): `rl/` and `cold/` go under it.
     pub out: PathBuf,
     pub seed: u64,
+    /// Task families (default all four). The embedded Vision-R1 chain uses `["shapes"]`: the tiny model learns to
+    /// read colours, kinds and cells from 16 image tokens in minutes, not rendered digits or bar heights.
+    #[serde(default = "all_families")]
+    pub families: Vec<Family>,
     pub level: u8,
     pub size: u32,
     /// RL train problems per family.
@@ -79,6 +83,15 @@ pub struct DataSettings {
     /// ReVisual-R1's answer format for its text cold start).
     #[serde(default)]
     pub text_twins: bool,
+    /// Also build the image-removed ("blind") control sets: the bridged CoT and the held-out problems with their
+    /// images and `<image>` placeholders dropped (`cold/train_bridge_blind.json`, `rl/test_blind.parquet`). A model
+    /// trained and evaluated on them measures how much of the task text alone gives away (issue 6's control).
+    #[serde(default)]
+    pub blind_control: bool,
+}
+
+fn all_families() -> Vec<Family> {
+    Family::ALL.to_vec()
 }
 
 fn default_p_slip() -> f64 {
@@ -94,6 +107,7 @@ impl Chain {
         let text = std::fs::read_to_string(path).with_context(|| format!("reading chain file {}", path.display()))?;
         let c: Chain = toml::from_str(&text).with_context(|| format!("parsing chain file {}", path.display()))?;
         anyhow::ensure!(!c.manifests.is_empty(), "{}: `manifests` is empty", path.display());
+        anyhow::ensure!(!c.data.families.is_empty(), "{}: `data.families` is empty; name at least one", path.display());
         Ok(c)
     }
 }
@@ -134,12 +148,12 @@ pub fn prepare(chain: &Chain, repo_root: &Path, hub: &HubOptions) -> Result<f64>
     let out = repo_root.join(&d.out);
     let cfg = SynthConfig { seed: d.seed, level: d.level, size: d.size };
     for (split, n) in [(Split::Train, d.train_per_family), (Split::Test, d.test_per_family)] {
-        let done = export(&out.join("rl"), &Family::ALL, &cfg, split, n)?;
+        let done = export(&out.join("rl"), &d.families, &cfg, split, n)?;
         println!("prepare: {} {split} problems in {}", done.problems.len(), out.join("rl").display());
     }
     let args = BridgeArgs {
         synth: SynthArgs {
-            family: "all".into(),
+            family: d.families.iter().map(|f| f.name()).collect::<Vec<_>>().join(","),
             n: d.bridge_per_family,
             split: Split::Train,
             out: out.join("cold"),
@@ -158,7 +172,32 @@ pub fn prepare(chain: &Chain, repo_root: &Path, hub: &HubOptions) -> Result<f64>
         let written = boxed_twin(&out.join("cold"))?;
         println!("prepare: ReVisual-R1 text cold start (\\boxed answers) in {}", written.display());
     }
+    if d.blind_control {
+        let [sft, rl] = blind_copies(&out)?;
+        println!("prepare: image-removed control sets {} and {}", sft.display(), rl.display());
+    }
     Ok(t0.elapsed().as_secs_f64())
+}
+
+/// The image-removed control sets (see [`DataSettings::blind_control`]): same text, same answers, no images.
+fn blind_copies(out: &Path) -> Result<[PathBuf; 2]> {
+    let mut records = sharegpt::read_json(&out.join("cold/train_bridge.json"))?;
+    for r in records.iter_mut() {
+        r.images.clear();
+        for m in r.messages.iter_mut() {
+            m.content = m.content.replace("<image>", "");
+        }
+    }
+    let sft = sharegpt::write_dataset(&out.join("cold"), "train_bridge_blind", &records, &[])?;
+    let mut test = easyr1::read_parquet(&out.join("rl/test.parquet"))?;
+    for r in test.iter_mut() {
+        r.images.clear();
+        r.problem = r.problem.replace("<image>", "");
+        r.id = format!("{}-blind", r.id);
+    }
+    let rl = out.join("rl/test_blind.parquet");
+    easyr1::write_parquet(&rl, &test)?;
+    Ok([sft, rl])
 }
 
 /// `train_bridge_text_boxed.json`: the bridged text-twin CoT with ReVisual-R1's answer format
@@ -297,5 +336,47 @@ mod tests {
             }
         }
         assert!(manifests >= 7 && chains >= 2, "{manifests} manifests, {chains} chains");
+    }
+
+    #[test]
+    fn blind_copies_drop_every_image_and_keep_the_text() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = SynthConfig { seed: 0, level: 1, size: 112 };
+        let done = export(&dir.path().join("rl"), &[Family::Shapes], &cfg, Split::Test, 3).unwrap();
+        let sft: Vec<sharegpt::SftRecord> =
+            done.problems.iter().map(|p| sharegpt::SftRecord::from_problem(p, p.reference_response())).collect();
+        sharegpt::write_dataset(&dir.path().join("cold"), "train_bridge", &sft, &done.problems).unwrap();
+
+        let [sft_path, rl_path] = blind_copies(dir.path()).unwrap();
+        let blind = sharegpt::read_json(&sft_path).unwrap();
+        assert_eq!(blind.len(), 3);
+        for (b, orig) in blind.iter().zip(&sft) {
+            assert!(b.images.is_empty() && !orig.images.is_empty());
+            assert_eq!(b.messages[0].content, orig.messages[0].content.replace("<image>", ""));
+            assert!(!b.messages[0].content.contains("<image>"));
+            assert_eq!(b.messages[1].content, orig.messages[1].content, "the CoT target is unchanged");
+        }
+        let test = easyr1::read_parquet(&rl_path).unwrap();
+        let orig = easyr1::read_parquet(&dir.path().join("rl/test.parquet")).unwrap();
+        assert_eq!(test.len(), orig.len());
+        for (b, o) in test.iter().zip(&orig) {
+            assert!(b.images.is_empty() && !o.images.is_empty());
+            assert_eq!((b.problem.as_str(), &b.answer), (o.problem.replace("<image>", "").as_str(), &o.answer));
+        }
+        let info = std::fs::read_to_string(dir.path().join("cold/dataset_info.json")).unwrap();
+        assert!(info.contains("train_bridge_blind"), "{info}");
+    }
+
+    #[test]
+    fn a_chain_without_families_takes_all_and_an_empty_list_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let text = std::fs::read_to_string(root.join("experiments/embedded/vision_r1_controls.chain.toml")).unwrap();
+        let c: Chain = toml::from_str(&text).unwrap();
+        assert_eq!(c.data.families, Family::ALL.to_vec());
+        let path = dir.path().join("c.chain.toml");
+        std::fs::write(&path, text.replace("[data]\n", "[data]\nfamilies = []\n")).unwrap();
+        let err = format!("{:#}", Chain::load(&path).unwrap_err());
+        assert!(err.contains("data.families"), "{err}");
     }
 }
