@@ -77,6 +77,24 @@ pub struct FileAgreement {
     pub disagreements: Vec<Disagreement>,
 }
 
+impl FileAgreement {
+    /// No items counted yet.
+    fn empty(label: &str) -> Self {
+        FileAgreement {
+            file: label.to_string(),
+            items: 0,
+            exact: 0,
+            same_prediction: 0,
+            same_true_false: 0,
+            no_extraction: 0,
+            official_correct: 0,
+            ours_correct: 0,
+            by_rule: BTreeMap::new(),
+            disagreements: vec![],
+        }
+    }
+}
+
 /// The agreement on every output file of a results folder, in path order.
 #[derive(Debug, Clone, PartialEq)]
 pub struct AgreementReport {
@@ -102,18 +120,7 @@ fn tail(s: &str, n: usize) -> String {
 pub fn file_agreement(outputs: &Outputs, annotations: &Annotations, label: &str) -> Result<FileAgreement> {
     let opts = NormalizeOptions::default();
     let official = evaluate(outputs, annotations, opts)?;
-    let mut fa = FileAgreement {
-        file: label.to_string(),
-        items: 0,
-        exact: 0,
-        same_prediction: 0,
-        same_true_false: 0,
-        no_extraction: 0,
-        official_correct: 0,
-        ours_correct: 0,
-        by_rule: BTreeMap::new(),
-        disagreements: vec![],
-    };
+    let mut fa = FileAgreement::empty(label);
     for ((pid, record), item) in outputs.records.iter().zip(&official.items) {
         let response = text_of(record.get("response"));
         let choices: &[String] = match item.problem.question_type.as_str() {
@@ -239,18 +246,7 @@ impl AgreementReport {
 
     /// Sums over the files `keep` accepts; `file` reads `label`.
     pub fn total_where(&self, label: &str, keep: impl Fn(&FileAgreement) -> bool) -> FileAgreement {
-        let mut t = FileAgreement {
-            file: label.into(),
-            items: 0,
-            exact: 0,
-            same_prediction: 0,
-            same_true_false: 0,
-            no_extraction: 0,
-            official_correct: 0,
-            ours_correct: 0,
-            by_rule: BTreeMap::new(),
-            disagreements: vec![],
-        };
+        let mut t = FileAgreement::empty(label);
         for f in self.files.iter().filter(|f| keep(f)) {
             for (rule, counts) in &f.by_rule {
                 let sum = t.by_rule.entry(rule).or_default();

@@ -108,7 +108,11 @@ pub fn rng(base: u64, domain: SeedDomain, step: u64, prompt: u64, sample: u64) -
 /// `next_u64` by rejection (`x ≥ 2^64 mod (i+1)`, then `x mod (i+1)`) so that it is exactly uniform and does not
 /// depend on the `rand` crate's range sampling.
 pub fn epoch_order(base_seed: u64, epoch: u64, n: usize) -> Vec<usize> {
-    let mut rng = rng(base_seed, SeedDomain::DataOrder, epoch, 0, 0);
+    shuffled(&mut rng(base_seed, SeedDomain::DataOrder, epoch, 0, 0), n)
+}
+
+/// `0..n` shuffled by the exact Fisher–Yates of [`epoch_order`] on the stream `rng`.
+pub fn shuffled(rng: &mut ChaCha8Rng, n: usize) -> Vec<usize> {
     let mut order: Vec<usize> = (0..n).collect();
     for i in (1..n).rev() {
         let bound = i as u64 + 1;

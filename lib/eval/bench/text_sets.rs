@@ -27,7 +27,6 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use anyhow::{Context, Result, anyhow, bail};
-use rand_chacha::rand_core::RngCore;
 
 use super::{
     AnswerType, BenchItem, Benchmark, letter, need_file, opt_text, parquet_shards, read_jsonl, read_parquet,
@@ -189,20 +188,8 @@ pub fn load_gpqa(root: &Path) -> Result<Vec<BenchItem>> {
 
 /// Row `row`'s option order: position -> source answer (0 = the correct one); see the module header.
 pub fn gpqa_order(row: u64) -> [usize; 4] {
-    let mut rng = seed::rng(GPQA_SHUFFLE_SEED, SeedDomain::Eval, 0, row, 0);
-    let mut order = [0, 1, 2, 3];
-    for i in (1..order.len()).rev() {
-        let bound = i as u64 + 1;
-        let threshold = bound.wrapping_neg() % bound;
-        let j = loop {
-            let x = rng.next_u64();
-            if x >= threshold {
-                break x % bound;
-            }
-        };
-        order.swap(i, j as usize);
-    }
-    order
+    let order = seed::shuffled(&mut seed::rng(GPQA_SHUFFLE_SEED, SeedDomain::Eval, 0, row, 0), 4);
+    [order[0], order[1], order[2], order[3]]
 }
 
 /// RFC 4180 CSV: `,` separates fields, `"` quotes a field (`""` inside is one quote), quoted fields may
