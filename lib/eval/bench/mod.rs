@@ -18,7 +18,9 @@
 //! - [`score`]: answer extraction, per-item correctness and the aggregate metrics (accuracy, per category,
 //!   We-Math strict/loose, DynaMath average/worst case, average@k).
 //! - [`report`]: per-item records, parquet summaries, markdown tables shaped like the papers' tables.
-//! - [`cli`]: `r1lab eval bench`, scoring a file of responses and writing the reports.
+//! - [`generate`]: prompts built by a preset and batched, seeded generation with the tch model (re-query rule).
+//! - [`run`]: `r1lab eval run`, generate → extract → score → report, resumable, with a `run.json` record.
+//! - [`cli`]: `r1lab eval bench` (scoring a file of responses and writing the reports) and `r1lab eval run`.
 //!
 //! Categories: [`BenchItem::categories`] maps a category key to its value; a value that lists several
 //! (MathVista skills, LogicVista skills) joins them with [`MULTI_SEP`] and the item counts under each.
