@@ -1,6 +1,7 @@
 //! The rule-based extractor (`r1lab::eval::extract`) on hand-written responses, one group per rule, and its
 //! agreement with the official GPT extraction measured over the published MathVista outputs in
-//! /work/shared/data/mathvista/results (`r1lab score agreement`; skipped with a note when that folder is absent).
+//! `../shared/data/mathvista/results` or `$R1LAB_SHARED_DIR/data/mathvista/results` (`r1lab score agreement`;
+//! skipped with a note when that folder is absent).
 //! The agreement numbers are measured, not asserted: the test checks that the report is internally consistent
 //! (every output file has a row, counts add up, the tables and the parquet files agree).
 use std::path::{Path, PathBuf};
@@ -120,7 +121,11 @@ fn bare_numbers() {
 }
 
 fn shared_results() -> Option<(PathBuf, PathBuf)> {
-    let root = Path::new("/work/shared/data/mathvista");
+    let shared = match std::env::var_os("R1LAB_SHARED_DIR") {
+        Some(dir) => PathBuf::from(dir),
+        None => Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared"),
+    };
+    let root = shared.join("data/mathvista");
     let (results, annotations) = (root.join("results"), root.join("testmini.json"));
     if results.is_dir() && annotations.is_file() {
         Some((results, annotations))
