@@ -96,14 +96,7 @@ fn grpo_manifest(s: &Setup, parent: &str) -> PathBuf {
 }
 
 fn opts(s: &Setup, runs: &Path) -> RunOptions {
-    RunOptions {
-        repo_root: s.root.path().to_path_buf(),
-        runs_root: runs.to_path_buf(),
-        device: Default::default(),
-        resume: false,
-        progress: false,
-        hub: s.hub.clone(),
-    }
+    common::test_run_options(s.root.path(), runs, &s.hub)
 }
 
 #[test]

@@ -70,14 +70,7 @@ fn locked_manifest(s: &Setup, name: &str, examples: u64) -> PathBuf {
 }
 
 fn opts(s: &Setup) -> RunOptions {
-    RunOptions {
-        repo_root: s.root.path().to_path_buf(),
-        runs_root: s.root.path().join("runs"),
-        device: Default::default(),
-        resume: false,
-        progress: false,
-        hub: s.hub.clone(),
-    }
+    common::test_run_options(s.root.path(), &s.root.path().join("runs"), &s.hub)
 }
 
 fn roots(s: &Setup) -> Roots {

@@ -5,6 +5,8 @@
 #![allow(dead_code)]
 use std::path::{Path, PathBuf};
 
+use r1lab::hub::HubOptions;
+use r1lab::pipeline::RunOptions;
 use r1lab::repro::manifest::TrainSettings;
 use r1lab::repro::seed::{self, SeedDomain};
 use r1lab::rl::reward::{RewardFn, RewardScore};
@@ -100,4 +102,16 @@ pub fn bridged_data(out: &Path, n: usize) {
         text: false,
     };
     r1lab::data::bridging::cli::run(&args).unwrap();
+}
+
+/// `r1lab run`'s options for a test: a fresh run (no resume) on the default device, no progress bars.
+pub fn test_run_options(repo_root: &Path, runs_root: &Path, hub: &HubOptions) -> RunOptions {
+    RunOptions {
+        repo_root: repo_root.to_path_buf(),
+        runs_root: runs_root.to_path_buf(),
+        device: Default::default(),
+        resume: false,
+        progress: false,
+        hub: hub.clone(),
+    }
 }
