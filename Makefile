@@ -50,7 +50,7 @@ setup: venv kernel build
 venv: $(VENV_STAMP)
 $(VENV_STAMP): requirements/venv.lock
 	@[ -x $(PY) ] || python3 -m venv $(VENV)
-	$(PY) -m pip install --disable-pip-version-check --quiet -r requirements/venv.lock
+	$(PY) -m pip install --disable-pip-version-check --no-cache-dir --quiet -r requirements/venv.lock
 	@touch $@
 
 evcxr: $(EVCXR)
