@@ -228,6 +228,8 @@ fn same_seed_gives_identical_bytes_and_resume_regenerates_only_the_lost_items() 
         outputs: a.join("outputs.jsonl"),
         out: tmp.path().join("rescored"),
         label: "tiny".into(),
+        judge_url: None,
+        judge_model: None,
     };
     r1lab::eval::bench::cli::run(&EvalCommand::Bench(bench)).unwrap();
     assert_eq!(bytes(&a, "items.jsonl"), bytes(&tmp.path().join("rescored"), "items.jsonl"));
@@ -323,7 +325,13 @@ fn a_judge_extracts_the_answers_when_given() {
     cfg.judge_url = Some(url.clone());
     cfg.judge_model = Some("judge-m".into());
     let rec = run(&cfg, DeviceSpec::Cpu).unwrap();
-    assert_eq!(rec.extraction, serde_json::json!({"kind": "judge", "url": url, "model": "judge-m"}));
+    let template = Path::new(env!("CARGO_MANIFEST_DIR")).join("prompts/judge/v1/mathvista_extract.txt");
+    let sha = r1lab::datagen::prompts::Template::new("t", &std::fs::read_to_string(template).unwrap()).sha256;
+    assert_eq!(
+        rec.extraction,
+        serde_json::json!({"kind": "judge", "url": url, "model": "judge-m", "prompt_version": "v1",
+                           "templates": {"mathvista_extract": sha}})
+    );
     assert_eq!(requests.load(std::sync::atomic::Ordering::SeqCst), 2);
     assert!(out.join("judge/judge.json").is_file());
     let items = read_jsonl(&out.join("items.jsonl"));

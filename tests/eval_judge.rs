@@ -4,7 +4,10 @@
 //! the client timeout, a 500 then a success, a body that is not JSON, a completion without `choices`, an empty
 //! reply. Checked: the extractions, the per-item errors and their kinds, the requests the server saw (retries),
 //! the resumed run (judged items are not asked again, failed ones are), the fallback to the rules, `judge.json`,
-//! and `r1lab score mathvista --judge-url --judge-model` with the API key from the environment.
+//! and `r1lab score mathvista --judge-url --judge-model` with the API key from the environment. MathVerse's two
+//! stages (`r1lab eval bench --benchmark mathverse_testmini --judge-url ...`) against the same server: the
+//! extraction it echoes, the rule match that needs no request, the verdicts 1 / 0, an unusable verdict re-asked
+//! at rising temperature, the files and the resumed run.
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -20,6 +23,9 @@ use sha2::{Digest, Sha256};
 
 /// The tags a response can carry, each scripting the fixture server's behaviour.
 const TAGS: [&str; 7] = ["normal", "none", "slow", "flaky", "badjson", "nochoices", "empty"];
+/// Tags of the MathVerse test: `echo` replies with the rest of the line after `ANSWER=`; the `verdict_*` tags
+/// reply a stage-2 verdict (`1`, `0`, or `maybe`, which is no verdict).
+const MV_TAGS: [&str; 4] = ["echo", "verdict_yes", "verdict_no", "verdict_bad"];
 
 #[derive(Default)]
 struct Seen {
@@ -76,7 +82,7 @@ fn handle(mut stream: TcpStream, seen: &Mutex<Seen>, healthy: &AtomicBool) {
     assert!(request_line.starts_with("POST /v1/chat/completions "), "{request_line}");
     let prompt = body["messages"][0]["content"].as_str().unwrap().to_string();
     // The item's tag is in its response: "... [tag] ...".
-    let tag = TAGS.iter().find(|t| prompt.contains(&format!("[{t}]"))).copied().unwrap_or("normal");
+    let tag = TAGS.iter().chain(&MV_TAGS).find(|t| prompt.contains(&format!("[{t}]"))).copied().unwrap_or("normal");
     let n = {
         let mut s = seen.lock().unwrap();
         s.auth.extend(auth);
@@ -99,6 +105,13 @@ fn handle(mut stream: TcpStream, seen: &Mutex<Seen>, healthy: &AtomicBool) {
             "badjson" => (200, "<html>this is not json</html>".to_string()),
             "nochoices" => (200, json!({"id": "x", "object": "chat.completion", "created": 0}).to_string()),
             "empty" => (200, completion("")),
+            "echo" => {
+                let rest = prompt.split("ANSWER=").nth(1).unwrap_or("");
+                (200, completion(rest.lines().next().unwrap_or("").trim()))
+            }
+            "verdict_yes" => (200, completion("Judgement: 1")),
+            "verdict_no" => (200, completion("0")),
+            "verdict_bad" => (200, completion("maybe")),
             _ => (200, completion("B")),
         }
     };
@@ -333,4 +346,129 @@ fn score_mathvista_with_judge_flags_uses_the_judges_extraction_and_the_env_key()
     assert!(
         seen.bodies.iter().any(|b| b["messages"][0]["content"].as_str().unwrap().contains("Problem: How many?\nModel"))
     );
+}
+
+/// A MathVerse testmini folder: five free-form or multiple-choice records, their images, `question_for_eval`
+/// carrying the stage-2 tag of each.
+fn mathverse_root(dir: &Path) -> PathBuf {
+    let root = dir.join("MathVerse");
+    std::fs::create_dir_all(root.join("images_version_6")).unwrap();
+    let rec = |id: &str, answer: &str, qtype: &str, verdict: &str| {
+        let image = format!("images_version_6/image_{id}.png");
+        std::fs::write(root.join(&image), b"\x89PNG fixture").unwrap();
+        json!({
+            "sample_index": id, "problem_index": id, "problem_version": "Vision Only", "question": "",
+            "image": image, "answer": answer, "question_type": qtype,
+            "metadata": {"split": "testmini", "source": "fixture", "subject": "plane geometry", "subfield": "angle"},
+            "query_wo": "Answer directly.", "query_cot": format!("Please first conduct reasoning. Problem {id}."),
+            "question_for_eval":
+                format!("Problem {id} [{verdict}].\nChoices:\nA:This is a function\nB:This is not a function"),
+        })
+    };
+    let recs = vec![
+        rec("1", "14", "free-form", "verdict_no"),
+        rec("2", "B", "multi-choice", "verdict_yes"),
+        rec("3", "12", "free-form", "verdict_no"),
+        rec("4", "5", "free-form", "verdict_bad"),
+        rec("5", "7", "free-form", "verdict_yes"),
+    ];
+    write(&root.join("testmini.json"), &Value::Array(recs));
+    root
+}
+
+#[test]
+fn mathverse_two_stages_rules_first_then_the_judge() {
+    let f = fixture();
+    let dir = tempfile::tempdir().unwrap();
+    let root = mathverse_root(dir.path());
+    // Stage 1 echoes what follows ANSWER=; NONE is "no answer".
+    let outputs = dir.path().join("outputs.jsonl");
+    let lines: Vec<String> = [
+        ("1", "so L is 14 cm [echo] ANSWER=14"),
+        ("2", "it fails the test [echo] ANSWER=This is not a function"),
+        ("3", "[echo] ANSWER=13"),
+        ("4", "[echo] ANSWER=6"),
+        ("5", "I cannot tell [echo] ANSWER=NONE"),
+    ]
+    .iter()
+    .map(|(id, r)| json!({"id": id, "response": r}).to_string())
+    .collect();
+    std::fs::write(&outputs, lines.join("\n")).unwrap();
+    let out = dir.path().join("scored");
+    let run = || {
+        Command::new(env!("CARGO_BIN_EXE_r1lab"))
+            .args(["eval", "bench", "--benchmark", "mathverse_testmini", "--root"])
+            .arg(&root)
+            .arg("--outputs")
+            .arg(&outputs)
+            .arg("--out")
+            .arg(&out)
+            .args(["--judge-url", &f.base, "--judge-model", "judge-m"])
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .output()
+            .unwrap()
+    };
+    let o = run();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    // Right: 1 (rules, 14 == 14), 2 (judge 1). Wrong: 3 (judge 0), 4 (no usable verdict), 5 (no answer).
+    assert_eq!(String::from_utf8_lossy(&o.stdout), "mathverse_testmini\taccuracy\t40.00\n");
+
+    let verdicts = read_json(&out.join("judge_score/verdicts.json"));
+    let v = |i: usize, k: &str| verdicts[i][k].clone();
+    let sources: Vec<&str> = (0..5).map(|i| verdicts[i]["source"].as_str().unwrap()).collect();
+    assert_eq!(sources, ["rules", "judge", "judge", "judge_failed", "no_extraction"]);
+    let correct: Vec<bool> = (0..5).map(|i| verdicts[i]["correct"].as_bool().unwrap()).collect();
+    assert_eq!(correct, [true, true, false, false, false]);
+    assert_eq!((v(1, "extraction"), v(1, "reply")), (json!("This is not a function"), json!("Judgement: 1")));
+    assert_eq!(v(3, "error")["kind"], "unusable");
+    assert_eq!(v(4, "extraction"), Value::Null);
+
+    // Stage-2 requests: none for items 1 and 5, one each for 2 and 3, five (rising temperature) for 4.
+    assert_eq!((requests(&f, "verdict_yes"), requests(&f, "verdict_no"), requests(&f, "verdict_bad")), (1, 1, 5));
+    {
+        let seen = f.seen.lock().unwrap();
+        let stage2 = |tag: &str| -> Vec<&Value> {
+            seen.bodies
+                .iter()
+                .filter(|b| b["messages"][0]["content"].as_str().unwrap().contains(&format!("[{tag}]")))
+                .collect()
+        };
+        let temps: Vec<f64> = stage2("verdict_bad").iter().map(|b| b["temperature"].as_f64().unwrap()).collect();
+        assert_eq!(temps, [0.0, 0.5, 1.0, 1.5, 2.0]);
+        let prompt = stage2("verdict_yes")[0]["messages"][0]["content"].as_str().unwrap();
+        assert!(
+            prompt.ends_with(
+                "Problem: Problem 2 [verdict_yes].\nChoices:\nA:This is a function\nB:This is not a function\n\
+                 Reference answer: B\nModel answer: This is not a function\nAgreement:\n"
+            ),
+            "{prompt}"
+        );
+    }
+    // Both stages recorded their template and its hash; the per-item records carry the verdicts.
+    let template = Path::new(env!("CARGO_MANIFEST_DIR")).join("prompts/judge/v1/mathverse_score.txt");
+    let record = read_json(&out.join("judge_score/judge.json"));
+    assert_eq!(record["prompt_template_sha256"], format!("{:x}", Sha256::digest(std::fs::read(&template).unwrap())));
+    assert!(record["prompt_template"].as_str().unwrap().ends_with("mathverse_score.txt"));
+    assert_eq!((record["items"].as_u64(), record["judged_now"].as_u64()), (Some(3), Some(2)));
+    assert_eq!(record["errors"], json!({"unusable": 1}));
+    assert!(
+        read_json(&out.join("judge/judge.json"))["prompt_template"]
+            .as_str()
+            .unwrap()
+            .ends_with("mathvista_extract.txt")
+    );
+    let items: Vec<Value> = std::fs::read_to_string(out.join("items.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(items.iter().map(|r| r["correct"].as_bool().unwrap()).collect::<Vec<_>>(), correct);
+
+    // A rerun asks only what has no usable answer yet (item 4's verdict), from the stores.
+    let before = f.seen.lock().unwrap().bodies.len();
+    let o = run();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(f.seen.lock().unwrap().bodies.len() - before, 5);
+    assert_eq!(requests(&f, "verdict_bad"), 10);
+    assert_eq!(read_json(&out.join("judge_score/judge.json"))["resumed"], 2);
 }

@@ -22,11 +22,17 @@
 //!   changed template, model or base URL is refused). `judge.json` is first written before any
 //!   request (counts zero), so that even a killed run pins its model, and completed at the end.
 //!
+//! - The engine, [`ask`], serves any [`JudgeTask`] (a template of `prompts/judge/<version>/` and the
+//!   form a usable reply must have, re-asked up to `tries` times at temperature 0, 0.5, 1, ... as
+//!   VLMEvalKit does for MathVerse): the extraction above ([`EXTRACT`], one try) and MathVerse's
+//!   stage-2 answer matching ([`crate::eval::bench::judged`]). A reply that never takes the form fails
+//!   the item ([`ErrorKind::Unusable`]) and is not stored.
+//!
 //! Deviation: the official pipeline first tries quick rules and asks GPT only when they fail; here
 //! every item goes to the judge (the rules are [`crate::eval::extract`], measured separately).
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
-use std::sync::LazyLock;
+use std::sync::{LazyLock, Mutex};
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail, ensure};
@@ -127,6 +133,8 @@ pub enum ErrorKind {
     Malformed,
     /// A chat completion whose reply is empty.
     EmptyReply,
+    /// Replies not of the task's form on every try (a MathVerse verdict other than 0 or 1).
+    Unusable,
 }
 
 impl ErrorKind {
@@ -207,7 +215,7 @@ pub struct JudgeRecord {
     /// Judged by this run / taken from the store.
     pub judged_now: usize,
     pub resumed: usize,
-    /// Items whose judge reply was [`NO_ANSWER`].
+    /// Items whose judge reply was [`NO_ANSWER`] (answer extraction only).
     pub no_answer: usize,
     /// Failed items by [`ErrorKind`].
     pub errors: BTreeMap<ErrorKind, usize>,
@@ -260,38 +268,69 @@ fn check_resume(out: &Path, config: &JudgeConfig) -> Result<()> {
     Ok(())
 }
 
-/// Asks the judge for the answer in every item's response (see the module header); writes
-/// `judge.json`, `judge_results.json`, `prompts.json` and the store `judge_store.jsonl` into `out`.
-/// Returns one result per item, in item order.
-pub fn judge_extract(items: &[JudgeItem], config: &JudgeConfig, out: &Path) -> Result<Vec<JudgeResult>> {
+/// One kind of question put to the judge: its template under `prompts/judge/<version>/` and the form a
+/// usable reply has.
+#[derive(Debug, Clone, Copy)]
+pub struct JudgeTask {
+    /// The template file stem.
+    pub template: &'static str,
+    /// A reply that fails this is not stored: the item fails with this error and a rerun asks again.
+    pub check: fn(&str) -> Result<(), JudgeError>,
+    /// Requests per item while the reply fails `check`; request `i` (0-based) is sent at temperature
+    /// `0.5 * i`, as VLMEvalKit's MathVerse judge does. 1: ask once, at temperature 0.
+    pub tries: u32,
+}
+
+/// The answer extraction ([`judge_extract`]): a non-empty reply.
+pub const EXTRACT: JudgeTask = JudgeTask { template: TEMPLATE, check: |r| parse_reply(r).map(|_| ()), tries: 1 };
+
+/// The judge's reply to one rendered prompt.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Asked {
+    pub id: String,
+    /// A reply that passed the task's check; `None` when the item failed.
+    pub reply: Option<String>,
+    /// SHA-256 of the rendered prompt.
+    pub prompt_sha256: String,
+    /// Taken from the store of an earlier, interrupted run.
+    pub resumed: bool,
+    pub error: Option<JudgeError>,
+}
+
+/// Renders `task`'s template for every `(id, placeholder values)` and asks the judge each prompt the
+/// store in `out` lacks (see the module header: timeouts, retries, concurrency, resume). Writes
+/// `prompts.json` and `judge.json` (counts zero) into `out` before any request; the caller fills the
+/// counts of the returned record and writes it again with [`write_record`]. One [`Asked`] per prompt, in order.
+pub fn ask(
+    task: &JudgeTask,
+    prompts: &[(String, Vec<(&str, String)>)],
+    config: &JudgeConfig,
+    out: &Path,
+) -> Result<(Vec<Asked>, JudgeRecord)> {
     ensure!(config.concurrency > 0, "the judge's concurrency must be at least 1");
-    let prompts = PromptSet::load(&config.prompts_root, "judge", &config.prompt_version, &[TEMPLATE])?;
-    let template = prompts.get(TEMPLATE)?;
+    ensure!(task.tries > 0, "judge task {}: at least one try per item", task.template);
+    let set = PromptSet::load(&config.prompts_root, "judge", &config.prompt_version, &[task.template])?;
+    let template = set.get(task.template)?;
     std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
     check_resume(out, config)?;
-    prompts.pin(out)?;
+    set.pin(out)?;
 
-    let rendered: Vec<String> = items
+    let rendered: Vec<String> = prompts
         .iter()
-        .map(|i| {
-            template
-                .render(&[
-                    ("question", i.question.trim()),
-                    ("choices", &choices_block(&i.choices)),
-                    ("response", i.response.trim()),
-                ])
-                .with_context(|| format!("rendering the judge prompt for item {}", i.id))
+        .map(|(id, vars)| {
+            let vars: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            template.render(&vars).with_context(|| format!("rendering the judge prompt for item {id}"))
         })
         .collect::<Result<_>>()?;
     let hashes: Vec<String> = rendered.iter().map(|p| sha256_hex(p)).collect();
-    let jobs: Vec<usize> = (0..items.len()).collect();
+    let jobs: Vec<usize> = (0..prompts.len()).collect();
 
     let mut record = JudgeRecord {
         base_url: config.base_url.clone(),
         model: config.model.clone(),
         api_key_env: config.api_key_env.clone(),
         prompt_version: config.prompt_version.clone(),
-        prompt_template: prompts.dir.join(format!("{TEMPLATE}.txt")).display().to_string(),
+        prompt_template: set.dir.join(format!("{}.txt", task.template)).display().to_string(),
         prompt_template_sha256: template.sha256.clone(),
         rendered_prompts_sha256: sha256_hex(&hashes.iter().map(|h| format!("{h}\n")).collect::<String>()),
         timeout_s: config.timeout.as_secs_f64(),
@@ -299,7 +338,7 @@ pub fn judge_extract(items: &[JudgeItem], config: &JudgeConfig, out: &Path) -> R
         concurrency: config.concurrency,
         max_tokens: config.max_tokens,
         fallback_to_rules: config.fallback_to_rules,
-        items: items.len(),
+        items: prompts.len(),
         judged_now: 0,
         resumed: 0,
         no_answer: 0,
@@ -307,7 +346,7 @@ pub fn judge_extract(items: &[JudgeItem], config: &JudgeConfig, out: &Path) -> R
         fallback_used: 0,
     };
     // Written before any request, so that a run killed mid-way still pins its model and base URL.
-    write_atomic(&out.join("judge.json"), &serde_json::to_vec_pretty(&record)?)?;
+    write_record(out, &record)?;
 
     let endpoint = Endpoint::new(EndpointConfig {
         api_key: std::env::var(&config.api_key_env).ok().filter(|k| !k.is_empty()),
@@ -317,25 +356,34 @@ pub fn judge_extract(items: &[JudgeItem], config: &JudgeConfig, out: &Path) -> R
         ..EndpointConfig::new(&config.base_url, &config.model)
     });
     let store = JobStore::open(&out.join("judge_store.jsonl"))?;
-    let resumed: BTreeSet<&str> = items.iter().filter(|i| store.contains(&i.id)).map(|i| i.id.as_str()).collect();
+    let resumed: BTreeSet<&str> =
+        prompts.iter().filter(|(id, _)| store.contains(id)).map(|(id, _)| id.as_str()).collect();
+    // Items whose every reply failed the task's check, with the last check error.
+    let unusable: Mutex<BTreeMap<String, JudgeError>> = Mutex::new(BTreeMap::new());
     let progress = run_resumable(
         &jobs,
-        |&k| items[k].id.clone(),
+        |&k| prompts[k].0.clone(),
         &store,
         config.concurrency,
         |&k| {
-            let request = ChatRequest {
-                messages: vec![ChatMessage::text("user", &rendered[k])],
-                temperature: Some(0.0),
-                max_tokens: Some(config.max_tokens),
-                ..Default::default()
-            };
-            let reply = endpoint.chat(&request)?.texts().into_iter().next().unwrap_or_default();
-            // An empty reply is a failure (not stored), so that a rerun asks again.
-            if let Err(e) = parse_reply(&reply) {
-                bail!("{}", e.message);
+            let mut last = None;
+            for attempt in 0..task.tries {
+                let request = ChatRequest {
+                    messages: vec![ChatMessage::text("user", &rendered[k])],
+                    temperature: Some(0.5 * f64::from(attempt)),
+                    max_tokens: Some(config.max_tokens),
+                    ..Default::default()
+                };
+                let reply = endpoint.chat(&request)?.texts().into_iter().next().unwrap_or_default();
+                match (task.check)(&reply) {
+                    Ok(()) => return Ok(Stored { reply, prompt_sha256: hashes[k].clone() }),
+                    Err(e) => last = Some(e),
+                }
             }
-            Ok(Stored { reply, prompt_sha256: hashes[k].clone() })
+            let e = last.expect("at least one try");
+            let message = e.message.clone();
+            unusable.lock().expect("lock").insert(prompts[k].0.clone(), e);
+            bail!("{message}")
         },
     )?;
     drop(store);
@@ -343,38 +391,75 @@ pub fn judge_extract(items: &[JudgeItem], config: &JudgeConfig, out: &Path) -> R
     let stored: BTreeMap<String, Stored> =
         JobStore::read::<Stored>(&out.join("judge_store.jsonl"))?.into_iter().collect();
     let failed: BTreeMap<&str, &str> = progress.failed.iter().map(|(id, e)| (id.as_str(), e.as_str())).collect();
-    let mut results = Vec::with_capacity(items.len());
+    let unusable = unusable.into_inner().expect("lock");
     record.judged_now = progress.done;
     record.resumed = progress.skipped;
-    for (k, item) in items.iter().enumerate() {
-        let mut result = JudgeResult {
-            id: item.id.clone(),
-            extraction: None,
-            source: Source::Judge,
+    let mut asked = Vec::with_capacity(prompts.len());
+    for (k, (id, _)) in prompts.iter().enumerate() {
+        let mut a = Asked {
+            id: id.clone(),
             reply: None,
             prompt_sha256: hashes[k].clone(),
-            resumed: false,
+            resumed: resumed.contains(id.as_str()),
             error: None,
         };
-        if let Some(s) = stored.get(&item.id) {
+        if let Some(s) = stored.get(id) {
             ensure!(
                 s.prompt_sha256 == hashes[k],
-                "{}: item {} was judged with another prompt (the response or question changed): use a new \
+                "{}: item {id} was judged with another prompt (the response or question changed): use a new \
                  output folder",
                 out.display(),
-                item.id
             );
-            result.resumed = resumed.contains(item.id.as_str());
-            result.reply = Some(s.reply.clone());
-            match parse_reply(&s.reply) {
-                Ok(a) => result.extraction = a,
+            a.reply = Some(s.reply.clone());
+        } else if let Some(e) = unusable.get(id) {
+            a.error = Some(e.clone());
+        } else {
+            let message = failed.get(id.as_str()).copied().unwrap_or("no result was stored");
+            a.error = Some(JudgeError { kind: ErrorKind::of(message), message: message.to_string() });
+        }
+        asked.push(a);
+    }
+    Ok((asked, record))
+}
+
+/// Writes `judge.json` into `out` (crash-safe).
+pub fn write_record(out: &Path, record: &JudgeRecord) -> Result<()> {
+    write_atomic(&out.join("judge.json"), &serde_json::to_vec_pretty(record)?)
+}
+
+/// Asks the judge for the answer in every item's response (see the module header); writes
+/// `judge.json`, `judge_results.json`, `prompts.json` and the store `judge_store.jsonl` into `out`.
+/// Returns one result per item, in item order.
+pub fn judge_extract(items: &[JudgeItem], config: &JudgeConfig, out: &Path) -> Result<Vec<JudgeResult>> {
+    let prompts: Vec<(String, Vec<(&str, String)>)> = items
+        .iter()
+        .map(|i| {
+            let vars = vec![
+                ("question", i.question.trim().to_string()),
+                ("choices", choices_block(&i.choices)),
+                ("response", i.response.trim().to_string()),
+            ];
+            (i.id.clone(), vars)
+        })
+        .collect();
+    let (asked, mut record) = ask(&EXTRACT, &prompts, config, out)?;
+    let mut results = Vec::with_capacity(items.len());
+    for (item, a) in items.iter().zip(asked) {
+        let mut result = JudgeResult {
+            id: a.id,
+            extraction: None,
+            source: Source::Judge,
+            reply: a.reply,
+            prompt_sha256: a.prompt_sha256,
+            resumed: a.resumed,
+            error: a.error,
+        };
+        if let Some(reply) = &result.reply {
+            match parse_reply(reply) {
+                Ok(x) => result.extraction = x,
                 Err(e) => result.error = Some(e),
             }
             record.no_answer += usize::from(result.extraction.is_none() && result.error.is_none());
-        } else {
-            let message = failed.get(item.id.as_str()).copied().unwrap_or("no result was stored");
-            let kind = if message.contains("reply is empty") { ErrorKind::EmptyReply } else { ErrorKind::of(message) };
-            result.error = Some(JudgeError { kind, message: message.to_string() });
         }
         if let Some(e) = &result.error {
             *record.errors.entry(e.kind).or_default() += 1;
@@ -389,7 +474,7 @@ pub fn judge_extract(items: &[JudgeItem], config: &JudgeConfig, out: &Path) -> R
         results.push(result);
     }
     write_atomic(&out.join("judge_results.json"), &serde_json::to_vec_pretty(&results)?)?;
-    write_atomic(&out.join("judge.json"), &serde_json::to_vec_pretty(&record)?)?;
+    write_record(out, &record)?;
     Ok(results)
 }
 

@@ -7,6 +7,10 @@
 //! error (both name the id). The metrics are printed on stdout, one `benchmark<TAB>metric<TAB>value` line
 //! each; the written files go to stderr.
 //!
+//! With `--judge-url URL --judge-model M` the answers are extracted by an LLM judge and MathVerse is scored
+//! in its official two stages ([`super::judged`]; the judge's files go under `--out`; the API key is read
+//! from `R1LAB_JUDGE_API_KEY`).
+//!
 //! `r1lab eval run ...` generates the responses itself first (see [`super::run`]).
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -15,8 +19,10 @@ use anyhow::{Context, Result, anyhow, bail};
 use clap::{Args, Subcommand};
 use serde_json::Value;
 
+use super::judged::{self, Response};
 use super::score::{ItemScore, score_response, summarize};
 use super::{Benchmark, load, report};
+use crate::eval::judge::JudgeConfig;
 
 #[derive(Debug, Subcommand)]
 pub enum EvalCommand {
@@ -46,6 +52,13 @@ pub struct BenchArgs {
     /// Name of r1lab's row in the tables.
     #[arg(long, default_value = "r1lab")]
     pub label: String,
+    /// OpenAI-compatible endpoint of an LLM judge for answer extraction and MathVerse's stage 2 (with
+    /// --judge-model).
+    #[arg(long, requires = "judge_model")]
+    pub judge_url: Option<String>,
+    /// The judge's model name.
+    #[arg(long, requires = "judge_url")]
+    pub judge_model: Option<String>,
 }
 
 pub fn run(cmd: &EvalCommand) -> Result<()> {
@@ -65,13 +78,20 @@ pub fn run_on(cmd: &EvalCommand, device: Option<crate::backend::DeviceSpec>) -> 
         EvalCommand::Bench(a) => {
             let items = load(a.benchmark, &a.root)?;
             let by_id: HashMap<&str, usize> = items.iter().enumerate().map(|(i, it)| (it.id.as_str(), i)).collect();
-            let mut scores: Vec<ItemScore> = vec![];
-            for (id, sample, response) in read_outputs(&a.outputs)? {
+            let mut responses: Vec<Response> = vec![];
+            let outputs = read_outputs(&a.outputs)?;
+            for (id, sample, response) in &outputs {
                 let Some(&i) = by_id.get(id.as_str()) else {
                     bail!("{}: id `{id}` is not an item of {}", a.outputs.display(), a.benchmark);
                 };
-                scores.push(score_response(&items[i], sample, &response));
+                responses.push((&items[i], *sample, response.as_str()));
             }
+            let scores: Vec<ItemScore> = match (&a.judge_url, &a.judge_model) {
+                (Some(url), Some(model)) => {
+                    judged::score_all(&responses, &JudgeConfig::new(url, model), &a.root, &a.out)?
+                }
+                _ => responses.iter().map(|(item, sample, r)| score_response(item, *sample, r)).collect(),
+            };
             let summary = summarize(&items, &scores).with_context(|| format!("scoring {}", a.outputs.display()))?;
             for m in &summary.metrics {
                 println!("{}\t{}\t{:.2}", m.benchmark, m.kind.name(), m.value);

@@ -2,11 +2,15 @@
 //! Vision-R1 v4 reports the average case, ReVisual-R1 the worst case (a seed counts only when every one
 //! of its variants is right; papers_spec §1.8, §2.10, pitfall 1; scoring in [`super::score`]).
 //!
-//! Layout: one split per variant, `sample_variant1` ... `sample_variant10`, each a parquet file
-//! `<root>/data/sample_variant<k>-*.parquet` with columns `id` (the seed id, the same in every variant),
-//! `question`, `image`, `decoded_image` (an image struct {bytes, path}), `ground_truth`, `answer_type`,
-//! `subject`, `knowledge_level` (column and split names verified against public code that loads the Hub
-//! dataset; the shard file names follow the Hub's parquet convention, UNVERIFIED).
+//! Layout: one split per variant, `sample_variant1` ... `sample_variant10`. The Hub repository stores split
+//! k as `<root>/data/sample<k>-*.parquet` (its main branch holds `data/sample1-00000-of-00001.parquet` ...
+//! `data/sample10-00000-of-00010.parquet`, one file per variant; verified against the Hub file listing);
+//! also read, in this order, when that is absent: `data/sample_variant<k>-*.parquet` (the names
+//! `datasets`' `push_to_hub` gives the splits in a copy) and the Hub's parquet-converter form
+//! `<root>/default/sample_variant<k>/*.parquet` (verified against the listing of its `refs/convert/parquet`
+//! branch). Columns `id` (the seed id, the same in every variant), `question`, `image`, `decoded_image` (an
+//! image struct {bytes, path}), `ground_truth`, `answer_type`, `subject`, `knowledge_level` (column and split
+//! names verified against public code that loads the Hub dataset).
 //!
 //! Images: when the `image` column names a file that exists under `<root>` it is used; otherwise the
 //! embedded `decoded_image` bytes are written once (crash-safe) to
@@ -17,7 +21,7 @@
 //! text; `answer_type` `multiple choice` -> [`AnswerType::MultipleChoice`] (ground truth = a letter),
 //! `float` -> Float, anything else -> free form. Categories: subject, knowledge_level, variant.
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Result, anyhow, bail};
 use polars::prelude::DataFrame;
@@ -33,12 +37,23 @@ pub fn load(root: &Path) -> Result<Vec<BenchItem>> {
     let b = Benchmark::DynaMath;
     let mut items = vec![];
     for k in 1..=VARIANTS {
-        for shard in parquet_shards(b, &root.join("data"), &format!("sample_variant{k}-"))? {
+        for shard in variant_shards(root, k)? {
             let df = read_parquet(b, &shard)?;
             items.extend(rows(root, k, &shard, &df)?);
         }
     }
     Ok(items)
+}
+
+/// The parquet files of variant `k` (see the module header); the error names the Hub's form.
+fn variant_shards(root: &Path, k: usize) -> Result<Vec<PathBuf>> {
+    let b = Benchmark::DynaMath;
+    let data = root.join("data");
+    parquet_shards(b, &data, &format!("sample{k}-")).or_else(|hub| {
+        parquet_shards(b, &data, &format!("sample_variant{k}-"))
+            .or_else(|_| parquet_shards(b, &root.join("default").join(format!("sample_variant{k}")), ""))
+            .map_err(|_| hub)
+    })
 }
 
 fn rows(root: &Path, k: usize, path: &Path, df: &DataFrame) -> Result<Vec<BenchItem>> {

@@ -4,8 +4,10 @@
 //! text), `answer` (one or more option letters: `C`, `A, C`), `reasoning`, `image` (an image struct
 //! {bytes, path}), `skill`, `broad_capability`, `specific_capability`, `imagesource`, `sourcelink`,
 //! `liscenced` (column names verified against public code that documents the Hub schema; the shard name
-//! follows the Hub's parquet convention, UNVERIFIED). The embedded image of each row is written once to
-//! `<root>/r1lab_images/test/<id>.<png|jpg>` (crash-safe) and that file is the item's image.
+//! follows the Hub's parquet convention, UNVERIFIED: the stored Hub listings and public code searched (docs
+//! and code corpora, "lscpku/LogicVista" file names) name the dataset but not its files). The embedded image
+//! of each row is written once to `<root>/r1lab_images/test/<id>.<png|jpg>` (crash-safe) and that file is
+//! the item's image.
 //!
 //! Answers with several letters are multiple choice over a set: the reference becomes the sorted letters
 //! without separators (`AC`), and [`super::score`] compares the set of letters a response names.

@@ -1,18 +1,24 @@
 //! MathVerse testmini (AI4Math/MathVerse; papers_spec §1.7 and §2.10, pitfall 1): Vision-R1 reports the
 //! all-versions set (VLMEvalKit's MathVerse_MINI), ReVisual-R1 the Vision-Only version.
 //!
-//! Layout: `<root>/testmini.json`, a list of records with `sample_index`, `problem_index`,
-//! `problem_version` (Text Dominant, Text Lite, Vision Intensive, Vision Dominant, Vision Only), `question`,
-//! `image`, `answer`, `question_type` (`multi-choice` / `free-form`), `metadata` {`split`, `source`,
-//! `subject`, `subfield`}, `query_wo`, `query_cot`, `question_for_eval` (field names verified against
-//! public code that reads AI4Math/MathVerse). Images: `<root>/images/<image>` (the Hub repository ships
-//! them as `images.zip`; UNVERIFIED whether `image` already carries the `images/` prefix, so a name that
-//! exists relative to `<root>` is taken as it is). The Text-Only version lives in a separate file
-//! (`testmini_text_only.json`) and is not part of either split.
+//! Layout (the Hub repository AI4Math/MathVerse): `<root>/testmini.json`, a list of records with
+//! `sample_index`, `problem_index`, `problem_version` (Text Dominant, Text Lite, Vision Intensive, Vision
+//! Dominant, Vision Only), `question`, `image`, `answer`, `question_type` (`multi-choice` / `free-form`),
+//! `metadata` {`split`, `source`, `subject`, `subfield`}, `query_wo`, `query_cot`, `question_for_eval`
+//! (field names verified against public code that reads AI4Math/MathVerse and the official record template
+//! ZrrSkywalker/MathVerse `output_templates/output_testmini.json`; `question_for_eval` was added to the Hub
+//! files in April 2024, commit "Add question_for_eval"). `image` is relative to the images folder with no
+//! `images/` prefix, e.g. `images_version_1-4/image_685.png` (verified against that template). The Hub
+//! ships the images as `images.zip`; the official README unzips it inside the data folder, and whether the
+//! archive's entries carry a top-level `images/` folder is UNVERIFIED, so `<root>/<image>` is used when it
+//! exists, else `<root>/images/<image>`. The Text-Only version lives in a separate file
+//! (`testmini_text_only.json`) and is not part of either split. The Hub's `testmini.parquet` (images
+//! embedded) is not read.
 //!
 //! Prompt: `query_cot` (the chain-of-thought prompt; ReVisual-R1's repo eval uses it, §2.10). Options
 //! of multiple-choice items are inside the question text (`choices` stays empty); their answer is a letter.
-//! Group: `problem_index` (the five versions of one problem).
+//! Group: `problem_index` (the five versions of one problem). Scoring: [`super::judged`] (the official
+//! two-stage evaluation: extract, then match against the answer with `question_for_eval` as context).
 use std::collections::BTreeMap;
 use std::path::Path;
 
@@ -83,4 +89,22 @@ pub fn load(root: &Path, split: Split) -> Result<Vec<BenchItem>> {
         });
     }
     Ok(items)
+}
+
+/// `sample_index -> question_for_eval` of every record of `<root>/testmini.json` (the question text the
+/// official stage-2 judge sees; a record without it gives its `question`, as the official
+/// `score_answer_s2.py` uses).
+pub fn eval_questions(root: &Path) -> Result<BTreeMap<String, String>> {
+    let path = root.join("testmini.json");
+    let mut out = BTreeMap::new();
+    for (i, rec) in json_records(Benchmark::MathVerse, &path)?.iter().enumerate() {
+        let at = format!("record {i}");
+        let id = text_field(rec, "sample_index", &path, &at)?;
+        let q = match opt_text(rec, "question_for_eval") {
+            Some(q) => q,
+            None => text_field(rec, "question", &path, &at)?,
+        };
+        out.insert(id, q);
+    }
+    Ok(out)
 }

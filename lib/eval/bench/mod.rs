@@ -17,6 +17,7 @@
 //! - [`preset`]: each paper's generation protocol as a named preset.
 //! - [`score`]: answer extraction, per-item correctness and the aggregate metrics (accuracy, per category,
 //!   We-Math strict/loose, DynaMath average/worst case, average@k).
+//! - [`judged`]: scoring with an LLM judge: answer extraction for every benchmark, MathVerse's stage-2 match.
 //! - [`report`]: per-item records, parquet summaries, markdown tables shaped like the papers' tables.
 //! - [`generate`]: prompts built by a preset and batched, seeded generation with the tch model (re-query rule).
 //! - [`run`]: `r1lab eval run`, generate → extract → score → report, resumable, with a `run.json` record.
@@ -27,6 +28,7 @@
 pub mod cli;
 pub mod dynamath;
 pub mod generate;
+pub mod judged;
 pub mod logicvista;
 pub mod mathverse;
 pub mod mathvision;
@@ -124,9 +126,11 @@ impl Benchmark {
             Benchmark::MathVerse | Benchmark::MathVerseVisionOnly => {
                 "testmini.json (a list of records) and images/<image>"
             }
-            Benchmark::MathVision => "data/test.jsonl and the images it names (images/<id>.jpg)",
+            Benchmark::MathVision => {
+                "data/test.jsonl and the images it names (images/<id>.jpg), or the Hub's data/test-*.parquet"
+            }
             Benchmark::WeMath => "testmini.json and the images it names (<n>steps/image/...)",
-            Benchmark::DynaMath => "data/sample_variant<k>-*.parquet for k = 1..10",
+            Benchmark::DynaMath => "data/sample<k>-*.parquet for k = 1..10 (the Hub's DynaMath/DynaMath_Sample)",
             Benchmark::LogicVista => "data/test-*.parquet (images embedded)",
             Benchmark::MmMath => "MM_Math/MM_Math.jsonl and the images of MM_Math/MM_Math.zip unzipped into MM_Math/",
             Benchmark::Aime24 => "data/train-*.parquet (id, problem, answer)",

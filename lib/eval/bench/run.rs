@@ -24,9 +24,10 @@
 //! - **Device**: the binary's `--device` (or `R1LAB_DEVICE`), passed through [`super::cli::run_on`].
 //!
 //! Deviations: the re-query and sampling follow [`super::generate`]'s notes; MathVista and MathVerse are scored
-//! by the rules unless a judge is given (the papers use gpt-4o-mini, see [`super::score`]). With a judge, its
-//! extraction is scored as if it were the whole response (so the same normalisation applies) and an item it
-//! gives no answer for counts as wrong; its files (`judge.json`, its resume store) go to `<out>/judge/`.
+//! by the rules unless a judge is given (the papers use gpt-4o-mini, see [`super::score`]). With a judge,
+//! [`super::judged`] scores: its extraction is scored as if it were the whole response (so the same
+//! normalisation applies), an item it gives no answer for counts as wrong, and MathVerse gets its official
+//! stage 2; its files go to `<out>/judge/` and `<out>/judge_score/`.
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -39,13 +40,14 @@ use serde_json::Value;
 use tch::Kind;
 
 use super::generate::{GenRecord, Generator, Job, image_config};
+use super::judged::{self, Response};
 use super::preset::{Preset, Requery};
 use super::score::{ItemScore, Metric, score_response, summarize};
 use super::{BenchItem, Benchmark, load, report};
 use crate::backend::DeviceSpec;
 use crate::backend::device::device_name;
 use crate::endpoint::JobStore;
-use crate::eval::judge::{JudgeConfig, JudgeItem, judge_extract};
+use crate::eval::judge::JudgeConfig;
 use crate::hub::{Hub, HubRepo, repo_folder};
 use crate::io::{sha256_file, write_atomic, write_atomic_with};
 use crate::model::qwen2_5_vl::model::run::{eos_token_ids, load as load_model, parse_dtype};
@@ -91,7 +93,8 @@ pub struct RunArgs {
     /// Model weights dtype: f32 or bf16.
     #[arg(long, default_value = "f32")]
     pub dtype: String,
-    /// OpenAI-compatible endpoint of an LLM judge for answer extraction (with --judge-model).
+    /// OpenAI-compatible endpoint of an LLM judge for answer extraction and MathVerse's stage 2 (with
+    /// --judge-model).
     #[arg(long, requires = "judge_model")]
     pub judge_url: Option<String>,
     /// The judge's model name.
@@ -312,7 +315,8 @@ pub struct EvalRunRecord {
     pub seed_rule: String,
     pub batch: usize,
     pub device: String,
-    /// `{"kind": "rules"}` or `{"kind": "judge", "url": ..., "model": ...}`.
+    /// `{"kind": "rules"}` or `{"kind": "judge", "url", "model", "prompt_version", "templates": {name: sha256}}`
+    /// ([`super::judged::record`]).
     pub extraction: Value,
     pub code: CodeState,
     pub r1lab_version: String,
@@ -394,10 +398,7 @@ pub fn run(a: &RunArgs, device: DeviceSpec) -> Result<EvalRunRecord> {
             );
         }
     }
-    let extraction = match (&a.judge_url, &a.judge_model) {
-        (Some(url), Some(m)) => serde_json::json!({"kind": "judge", "url": url, "model": m}),
-        _ => serde_json::json!({"kind": "rules"}),
-    };
+    let extraction = judged::record(a.benchmark, judge_config(a).as_ref())?;
     let mut record = EvalRunRecord {
         schema_version: EVAL_RUN_SCHEMA_VERSION,
         status: "running".into(),
@@ -502,50 +503,21 @@ pub fn run(a: &RunArgs, device: DeviceSpec) -> Result<EvalRunRecord> {
     Ok(record)
 }
 
-/// Scores every response: by the rules, or by the judge's extraction (scored as if it were the whole response;
-/// an item the judge gave no answer for is wrong). Judge files go to `<out>/judge/`.
+/// Scores every response: by the rules, or with the judge ([`super::judged::score_all`], files under `--out`).
 fn score_all(a: &RunArgs, gens: &[(&BenchItem, GenRecord)]) -> Result<Vec<ItemScore>> {
-    let (Some(url), Some(model)) = (&a.judge_url, &a.judge_model) else {
-        return Ok(gens.iter().map(|(item, g)| score_response(item, g.sample, &g.response)).collect());
-    };
-    let judge_items: Vec<JudgeItem> = gens
-        .iter()
-        .map(|(item, g)| JudgeItem {
-            id: GenRecord::key(&item.id, g.sample),
-            question: item.question.clone(),
-            choices: item.choices.clone(),
-            response: g.response.clone(),
-        })
-        .collect();
-    let judge_dir = a.out.join("judge");
-    let results = judge_extract(&judge_items, &JudgeConfig::new(url, model), &judge_dir)?;
-    let failed = results.iter().filter(|r| r.error.is_some()).count();
-    if failed > 0 {
-        eprintln!(
-            "eval run: the judge failed on {failed} of {} response(s) (see {}); they score as wrong; rerun to retry",
-            results.len(),
-            judge_dir.join("judge_results.json").display()
-        );
+    let responses: Vec<Response> = gens.iter().map(|(item, g)| (*item, g.sample, g.response.as_str())).collect();
+    match judge_config(a) {
+        Some(c) => judged::score_all(&responses, &c, &a.root, &a.out),
+        None => Ok(responses.iter().map(|(item, sample, r)| score_response(item, *sample, r)).collect()),
     }
-    Ok(gens
-        .iter()
-        .zip(results)
-        .map(|((item, g), r)| match r.extraction {
-            Some(e) => ItemScore {
-                response: g.response.clone(),
-                extraction: Some(e.clone()),
-                ..score_response(item, g.sample, &e)
-            },
-            None => ItemScore {
-                id: item.id.clone(),
-                sample: g.sample,
-                response: g.response.clone(),
-                extraction: None,
-                prediction: None,
-                correct: false,
-            },
-        })
-        .collect())
+}
+
+/// The judge `--judge-url`/`--judge-model` name, if any.
+fn judge_config(a: &RunArgs) -> Option<JudgeConfig> {
+    match (&a.judge_url, &a.judge_model) {
+        (Some(url), Some(m)) => Some(JudgeConfig::new(url, m)),
+        _ => None,
+    }
 }
 
 /// The first top-level field of two settings that differs, for the resume error.

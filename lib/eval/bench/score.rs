@@ -24,9 +24,11 @@
 //!
 //! Deliberate deviations: the papers score MathVista/MathVerse with a GPT judge (gpt-4o-mini, §1.7,
 //! pitfall 2) and MM-Math with sympy after unit stripping; here every benchmark uses the same rule-based
-//! extraction and (MathVista aside) the r1lab grader, so numbers are comparable across runs of r1lab but may sit a few
-//! points from the published ones. The official We-Math script extracts with string rules of its own
-//! (`response.split('Answer')[-1]`, first character A-H); the extraction above covers that form too.
+//! extraction and (MathVista aside) the r1lab grader, so numbers are comparable across runs of r1lab but may
+//! sit a few points from the published ones (with `--judge-url`, [`super::judged`] follows the papers
+//! instead: the judge extracts, and MathVerse is matched in its official second stage). The official We-Math
+//! script extracts with string rules of its own (`response.split('Answer')[-1]`, first character A-H); the
+//! extraction above covers that form too.
 //!
 //! Aggregates (values in percent, as the papers print them):
 //! - accuracy: the mean over items of the item's mean correctness over its samples; with one sample per

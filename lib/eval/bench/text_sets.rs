@@ -3,7 +3,8 @@
 //! Layouts (Hub dataset repositories):
 //! - AIME24, HuggingFaceH4/aime_2024: `<root>/data/train-*.parquet`, columns `id`, `problem`, `solution`,
 //!   `answer`, `url`, `year` (30 rows). Column names as published on the dataset card; the shard name
-//!   follows the Hub's parquet convention (UNVERIFIED).
+//!   follows the Hub's parquet convention (UNVERIFIED: the stored listings of HuggingFaceH4/aime_2024 show
+//!   only its `refs/convert/parquet` branch; copies of it elsewhere hold `data/train-00000-of-00001.parquet`).
 //! - AIME25, opencompass/AIME2025: `<root>/aime2025-I.jsonl` and `<root>/aime2025-II.jsonl`, records
 //!   `question`, `answer` (15 each; file and field names verified against public code that reads the
 //!   repository). Item id `I-<n>` / `II-<n>` (1-based line).

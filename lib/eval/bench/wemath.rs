@@ -10,8 +10,9 @@
 //!
 //! Without `testmini.json`, the Hub form is read: the `testmini` split as parquet shards
 //! `<root>/data/testmini*.parquet` with the same columns and `image_path` holding the embedded image
-//! (public code loading `We-Math/We-Math` split `testmini` receives `image_path` as an image; the shard
-//! names are UNVERIFIED). Each image is written once to `<root>/r1lab_images/testmini/<ID>_<key>.<ext>`.
+//! (public code loading `We-Math/We-Math` split `testmini` receives `image_path` as an image; the Hub
+//! repository holds one shard, `data/testmini-00000-of-00001-adbfe22dcd3558e6.parquet`, verified against its
+//! file listing). Each image is written once to `<root>/r1lab_images/testmini/<ID>_<key>.<ext>`.
 //!
 //! Item id: `<ID>/<key>`; group: `ID` (the four-dimensional metrics of [`super::score`] join a problem's
 //! one-step questions with its multi-step question by it). Question: the `question`, then
