@@ -64,7 +64,7 @@ pub fn evaluate_checkpoint(
     let model_dir = if nested.join("config.json").is_file() { nested.as_path() } else { model_dir };
     let (model, processor) = load(model_dir, device, Kind::Float)?;
     let image_cfg = image_config(model_dir, &DataFilters::default())?;
-    let (prompts, _) = load_prompts(suite_file, &processor, &image_cfg, usize::MAX, None, None)?;
+    let (prompts, _) = load_prompts(suite_file, &processor, &image_cfg, usize::MAX, None, None, None)?;
     let params = SamplingParams {
         temperature: s.temperature,
         top_p: s.top_p,

@@ -7,8 +7,8 @@
 //! `data.filters.max_prompt_tokens` (else `train.sampling.max_prompt_tokens`) is dropped and counted (EasyR1
 //! `filter_overlong_prompts`); `data.filters.max_examples` keeps the first N rows; image pixel bounds from
 //! `data.filters` override the checkpoint's `preprocessor_config.json`; `data.format_prompt` is appended to every
-//! question (training and evaluation prompts). Rollouts never sample `<|image_pad|>` /
-//! `<|video_pad|>` ([`crate::model::sampling::SamplingParams::suppress_tokens`]).
+//! question and `data.system_prompt` sent as the system message (training and evaluation prompts). Rollouts never
+//! sample `<|image_pad|>` / `<|video_pad|>` ([`crate::model::sampling::SamplingParams::suppress_tokens`]).
 use std::collections::BTreeMap;
 use std::path::Path;
 
@@ -53,6 +53,11 @@ pub fn image_config(model_dir: &Path, filters: &DataFilters) -> Result<ImageProc
     Ok(cfg)
 }
 
+/// The manifest's `data.system_prompt`.
+fn system_prompt<'a>(ctx: &StageContext<'a>) -> Option<&'a str> {
+    ctx.manifest.data.system_prompt.as_deref()
+}
+
 /// EasyR1 records of `file` as prompts, with the number dropped for length.
 pub fn load_prompts(
     file: &Path,
@@ -61,6 +66,7 @@ pub fn load_prompts(
     max_prompt_tokens: usize,
     max_examples: Option<u64>,
     format_prompt: Option<&str>,
+    system_prompt: Option<&str>,
 ) -> Result<(Vec<RlPrompt>, usize)> {
     let mut records = easyr1::read_parquet(file)?;
     for r in &mut records {
@@ -71,7 +77,7 @@ pub fn load_prompts(
     let mut out = Vec::with_capacity(limit);
     let mut dropped = 0;
     for (i, r) in records.iter().take(limit).enumerate() {
-        let p = RlPrompt::from_record(processor, image_cfg, r, i as u64, dir)?;
+        let p = RlPrompt::from_record(processor, image_cfg, r, i as u64, dir, system_prompt)?;
         if p.input_ids.len() > max_prompt_tokens {
             dropped += 1;
         } else {
@@ -190,8 +196,8 @@ pub fn run_evals(
         let prompts = match ctx.suites[i].prompts.take() {
             Some(p) => p,
             None => {
-                let format_prompt = ctx.manifest.data.format_prompt.as_deref();
-                load_prompts(&ctx.suites[i].file, processor, image_cfg, usize::MAX, None, format_prompt)?.0
+                let (format_prompt, system) = (ctx.manifest.data.format_prompt.as_deref(), system_prompt(ctx));
+                load_prompts(&ctx.suites[i].file, processor, image_cfg, usize::MAX, None, format_prompt, system)?.0
             }
         };
         let reward: Reward = suite.scorer.map_or(default_reward, Into::into);
@@ -225,9 +231,9 @@ pub fn run_stage(ctx: &mut StageContext, s: &GrpoSettings) -> Result<BTreeMap<St
     let filters = &ctx.manifest.data.filters;
     let image_cfg = image_config(&ctx.model_dir, filters)?;
     let max_prompt = filters.max_prompt_tokens.unwrap_or(u64::from(s.sampling.max_prompt_tokens)) as usize;
-    let format_prompt = ctx.manifest.data.format_prompt.as_deref();
+    let (format_prompt, system) = (ctx.manifest.data.format_prompt.as_deref(), system_prompt(ctx));
     let (data, dropped) =
-        load_prompts(&ctx.data_file, &processor, &image_cfg, max_prompt, filters.max_examples, format_prompt)?;
+        load_prompts(&ctx.data_file, &processor, &image_cfg, max_prompt, filters.max_examples, format_prompt, system)?;
     let eos = eos_token_ids(&model, &processor);
     let suppress = vec![model.config.image_token_id, model.config.video_token_id];
     let cfg = GrpoRunConfig::from_settings(s, ctx.manifest.seeds.base, eos, suppress, CHUNK)?;

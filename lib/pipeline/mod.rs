@@ -8,9 +8,11 @@
 //! 4. Train: SFT ([`sft`]) or GRPO under the PTST schedule ([`grpo`]), logging every step to `metrics.parquet`
 //!    (deterministic values), `timing.parquet` (wall-clock values) and `fingerprints.jsonl`,
 //!    evaluating the suites every `every_steps` and at the end ([`crate::eval::heldout`]), and checkpointing every
-//!    `checkpoint.every_steps` and at the end ([`crate::repro::checkpoint`]).
+//!    `checkpoint.every_steps` and at the end ([`crate::repro::checkpoint`]). An evaluation-only stage
+//!    (`train.algo = "none"`, [`eval_only`]) evaluates once at step 0 and checkpoints nothing.
 //! 5. Finish the record with the outputs' hashes and the final metrics (`final_metrics.json`); on error, mark it
 //!    failed with the error and return the error.
+pub mod eval_only;
 pub mod grpo;
 pub mod resolve;
 pub mod sft;
@@ -196,7 +198,7 @@ pub fn run_manifest_with(path: &Path, opts: &RunOptions, control: &RunControl) -
     let model: Resolved = resolve::model_dir(&manifest.model.source, &roots, &hub).context("resolving model.source")?;
     let ext = match manifest.train {
         TrainSettings::Sft(_) => "json",
-        TrainSettings::Grpo(_) => "parquet",
+        TrainSettings::Grpo(_) | TrainSettings::EvalOnly(_) => "parquet",
     };
     let data = resolve::data_file(&manifest.data.source, &manifest.data.split, ext, &roots, &hub, "data")
         .context("resolving data.source")?;
@@ -238,6 +240,7 @@ pub fn run_manifest_with(path: &Path, opts: &RunOptions, control: &RunControl) -
     let result = match &manifest.train {
         TrainSettings::Sft(s) => sft::run_stage(&mut ctx, s),
         TrainSettings::Grpo(s) => grpo::run_stage(&mut ctx, s),
+        TrainSettings::EvalOnly(_) => eval_only::run_stage(&mut ctx),
     };
     match result {
         Ok(final_metrics) => {

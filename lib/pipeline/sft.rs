@@ -8,12 +8,12 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use super::grpo::{image_config, run_evals};
 use super::{StageContext, last_values};
-use crate::data::format::with_format_prompt;
 use crate::data::sharegpt;
 use crate::model::qwen2_5_vl::model::run::load;
 use crate::repro::checkpoint::{self, CheckpointParts, TrainerKind, TrainerState};
 use crate::repro::fingerprint::{bits, digest_i64};
 use crate::repro::manifest::SftSettings;
+use crate::repro::manifest::prompt::apply_to_sft_records;
 use crate::rl::reward::Reward;
 use crate::sft::trainer::{PrepareOptions, SftTrainer, prepare};
 
@@ -40,10 +40,8 @@ pub fn run_stage(ctx: &mut StageContext, s: &SftSettings) -> Result<BTreeMap<Str
     if let Some(m) = ctx.manifest.data.filters.max_examples {
         records.truncate(m as usize);
     }
-    let format_prompt = ctx.manifest.data.format_prompt.as_deref();
-    for msg in records.iter_mut().flat_map(|r| r.messages.iter_mut()).filter(|m| m.role == "user") {
-        msg.content = with_format_prompt(&msg.content, format_prompt);
-    }
+    let d = &ctx.manifest.data;
+    apply_to_sft_records(&mut records, d.system_prompt.as_deref(), d.format_prompt.as_deref(), d.transform)?;
     let media = ctx.data_file.parent().map(|p| p.to_path_buf()).unwrap_or_default();
     let data = prepare(&processor, &image_cfg, &records, &media, &PrepareOptions::from_settings(s))?;
     let mut trainer = SftTrainer::for_model(s, ctx.manifest.seeds.base, &model)?;

@@ -13,30 +13,51 @@
 //! key = "train.schedule"                  # dotted key, as `--set`
 //! values = [[{ max_new_tokens = 4096, group_size = 16, steps = 100 }]]   # TOML values, any type
 //! labels = ["4K×16"]                      # one per value: how the paper names it
+//! [[axis]]                                # a coupled axis: each value sets several keys together
+//! labels = ["Baseline", "Zero"]           # one per [[axis.sets]] table that follows, in order
+//! [[axis.sets]]                           # quoted dotted keys -> values; a key that a value leaves out
+//! "train" = { algo = "none" }             # keeps the base manifest's value
+//! [[axis.sets]]
+//! "train.schedule" = [{ max_new_tokens = 4096, group_size = 16, steps = 300 }]
+//! "train.reward" = { kind = "r1v_format_accuracy", format_weight = 0.5 }
+//! "data.system_prompt" = "..."
+//! [[chain]]                               # optional, also beside `manifest`: stage manifests run in order
+//! label = "SFT+RL"
+//! manifests = ["experiments/x/sft.toml", "experiments/x/rl.toml"]
 //! [[published]]
 //! cell = "4K×16"                          # a cell label: axis labels joined by " × ", base_label, or a chain label
 //! source = "Tab.5 v4"
 //! metrics = { "mathvista_testmini.acc" = 73.5 }
 //! ```
-//! A row that is an order of stages rather than a key (ReVisual-R1 Tab.3) is written instead of `manifest`/`axis`
-//! as `[[chain]] label = "...", manifests = [...]`: each chain runs its manifests in order per seed (`seeds.base`
-//! set to the seed in every stage), in its own runs folder so a stage's parent is that chain's previous run, and
-//! the metric is read from the last stage. Each manifest's `stage.parent` must be the previous manifest's id.
+//! An axis has either `key` + `values` or `sets`, a list of tables (the `[[axis.sets]]` tables above, or inline:
+//! `sets = [{ "train" = { algo = "none" } }, ...]`). Write their keys quoted: an unquoted `train.schedule = ...` is
+//! the nested table `train = { schedule = ... }`, which would replace all of `[train]`. A coupled axis is one column
+//! of the paper's table whose rows differ in several settings at once (Vision-R1-Zero changes the schedule, the
+//! reward and the system prompt); its column in the tables is its keys joined by " + ". Errors at load name the
+//! axis: labels and values of different lengths, an empty `sets` entry, `id` / `seeds`, or a key that two axes (or
+//! two keys of one entry) both reach, since the result would depend on the order they are applied in.
 //!
-//! Outputs: axis grids write what `r1lab sweep` writes (the base cell, when asked, into `<out>/base/`); chain grids
-//! write their runs under `<out>/chains/<n>/s<seed>/`. Both write `grid.md`: ours (mean ± 95 % CI per cell, by label)
-//! beside the published numbers. Deliberate deviation from `--set`: values are written as TOML in the file, so
-//! they may contain commas, tables and arrays (a whole PTST schedule).
+//! A row that is an order of stages rather than a key (ReVisual-R1 Tab.3) is a `[[chain]] label = "...",
+//! manifests = [...]`: each chain runs its manifests in order per seed (`seeds.base` set to the seed in every
+//! stage), in its own runs folder so a stage's parent is that chain's previous run, and the metric is read from the
+//! last stage. Each manifest's `stage.parent` must be the previous manifest's id. A grid has a base `manifest` with
+//! axes, chains, or both (then the cells are the base cell, the axis cells, then the chains).
+//!
+//! Outputs: axis grids write what `r1lab sweep` writes (the base cell, when asked, into `<out>/base/`); chain rows
+//! write their runs under `<out>/chains/<n>/s<seed>/` and their table to `<out>/chains/sweep.md`. Both write
+//! `grid.md`: ours (mean ± 95 % CI per cell, by label) beside the published numbers. Deliberate deviation from
+//! `--set`: values are written as TOML in the file, so they may contain commas, tables and arrays (a whole PTST
+//! schedule).
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result, ensure};
+use anyhow::{Context, Result, bail, ensure};
 use serde::{Deserialize, Serialize};
 use toml::{Table, Value};
 
 use crate::io::write_atomic;
 use crate::pipeline::{RunControl, RunOptions, run_manifest_with};
-use crate::repro::manifest::Manifest;
+use crate::repro::manifest::{Manifest, TrainSettings};
 use crate::repro::record::{CodeState, RunRecord, run_id};
 use crate::repro::sweep::{self, Axis, CellSummary, SweepRow, SweepSpec, set_dotted};
 
@@ -62,14 +83,93 @@ pub struct Grid {
     pub published: Vec<Published>,
 }
 
-/// One `[[axis]]`.
+/// One `[[axis]]`: `key` with `values`, or coupled `sets`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct GridAxis {
-    pub key: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub values: Vec<Value>,
+    /// A coupled axis: per value, the dotted keys it sets and their values.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sets: Vec<Table>,
     /// How the paper names each value, in order.
     pub labels: Vec<String>,
+}
+
+impl GridAxis {
+    /// What each value sets, as `(dotted key, value)` pairs.
+    fn entries(&self) -> Vec<Vec<(String, Value)>> {
+        match &self.key {
+            Some(k) => self.values.iter().map(|v| vec![(k.clone(), v.clone())]).collect(),
+            None => self.sets.iter().map(|t| t.iter().map(|(k, v)| (k.clone(), v.clone())).collect()).collect(),
+        }
+    }
+
+    /// Every key the axis sets, in first-use order.
+    pub fn keys(&self) -> Vec<String> {
+        let mut keys: Vec<String> = Vec::new();
+        for (k, _) in self.entries().into_iter().flatten() {
+            if !keys.contains(&k) {
+                keys.push(k);
+            }
+        }
+        keys
+    }
+
+    /// How errors and tables name the axis: its key, or its keys joined by " + ".
+    pub fn name(&self) -> String {
+        self.key.clone().unwrap_or_else(|| self.keys().join(" + "))
+    }
+
+    /// The sweep axis.
+    pub fn to_axis(&self) -> Axis {
+        Axis { key: self.name(), values: self.entries() }
+    }
+
+    fn validate(&self) -> Result<()> {
+        let n = match (&self.key, self.sets.is_empty()) {
+            (Some(_), true) => self.values.len(),
+            (None, false) => {
+                ensure!(
+                    self.values.is_empty(),
+                    "axis {}: `values` needs `key`; a coupled axis has only `sets`",
+                    self.name()
+                );
+                self.sets.len()
+            }
+            (Some(k), false) => bail!("axis {k}: give either `key` with `values` or `sets`, not both"),
+            (None, true) => bail!("an [[axis]] has neither `key` with `values` nor `sets`; labels {:?}", self.labels),
+        };
+        let name = self.name();
+        ensure!(n > 0, "axis {name}: `values` is empty");
+        ensure!(
+            self.labels.len() == n,
+            "axis {name}: {} labels for {n} values; give one label per value",
+            self.labels.len()
+        );
+        for (label, entry) in self.labels.iter().zip(self.entries()) {
+            ensure!(!entry.is_empty(), "axis {name}: the value labelled {label:?} sets no key");
+            let keys: Vec<&String> = entry.iter().map(|(k, _)| k).collect();
+            for (i, k) in keys.iter().enumerate() {
+                ensure!(!k.is_empty() && !k.split('.').any(str::is_empty), "axis {name}: key {k:?} has an empty part");
+                ensure!(
+                    !overlaps(k, "id") && !overlaps(k, "seeds.base"),
+                    "axis {name}: {k} is set by the grid (use `seeds` for seeds)"
+                );
+                if let Some(other) = keys[i + 1..].iter().find(|o| overlaps(k, o)) {
+                    bail!("axis {name}: the value labelled {label:?} sets both {k} and {other}; set one of them");
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Whether setting `a` and setting `b` touch the same value (equal, or one is a table holding the other).
+fn overlaps(a: &str, b: &str) -> bool {
+    a == b || a.starts_with(&format!("{b}.")) || b.starts_with(&format!("{a}."))
 }
 
 /// One `[[chain]]`: stage manifests run in order.
@@ -129,35 +229,39 @@ impl Grid {
         s.sort();
         s.dedup();
         ensure!(s.len() == self.seeds.len(), "`seeds` repeats a seed");
-        match (&self.manifest, self.chain.is_empty()) {
-            (Some(_), true) => {
-                ensure!(!self.axis.is_empty(), "an axis grid needs at least one [[axis]]");
+        match &self.manifest {
+            Some(_) => {
+                ensure!(!self.axis.is_empty(), "a grid with a base `manifest` needs at least one [[axis]]");
                 for a in &self.axis {
-                    ensure!(!a.values.is_empty(), "axis {}: `values` is empty", a.key);
-                    ensure!(
-                        a.labels.len() == a.values.len(),
-                        "axis {}: {} labels for {} values; give one label per value",
-                        a.key,
-                        a.labels.len(),
-                        a.values.len()
-                    );
-                    ensure!(
-                        a.key != "seeds.base" && a.key != "id",
-                        "axis {}: the grid sets it (use `seeds` for seeds)",
-                        a.key
-                    );
+                    a.validate()?;
+                }
+                for (i, a) in self.axis.iter().enumerate() {
+                    for b in &self.axis[i + 1..] {
+                        for k in a.keys() {
+                            if let Some(o) = b.keys().iter().find(|o| overlaps(&k, o)) {
+                                bail!(
+                                    "axes {} and {} both set {k} / {o}; a key belongs to one axis",
+                                    a.name(),
+                                    b.name()
+                                );
+                            }
+                        }
+                    }
                 }
             }
-            (None, false) => {
+            None => {
+                ensure!(
+                    !self.chain.is_empty(),
+                    "a grid has a base `manifest` with [[axis]], [[chain]] rows, or both; this one has neither"
+                );
                 ensure!(
                     self.axis.is_empty() && self.base_label.is_none(),
-                    "a chain grid has no [[axis]] or base_label"
+                    "[[axis]] and base_label need a base `manifest`"
                 );
-                for c in &self.chain {
-                    ensure!(!c.manifests.is_empty(), "chain {:?} lists no manifests", c.label);
-                }
             }
-            _ => anyhow::bail!("a grid has either `manifest` with [[axis]] or [[chain]] rows, not both or neither"),
+        }
+        for c in &self.chain {
+            ensure!(!c.manifests.is_empty(), "chain {:?} lists no manifests", c.label);
         }
         let cells = self.cell_labels();
         let mut unique = cells.clone();
@@ -172,23 +276,26 @@ impl Grid {
 
     /// The cell labels, in run order: the base cell, then the axis cells (last axis fastest), or the chains.
     pub fn cell_labels(&self) -> Vec<String> {
-        if !self.chain.is_empty() {
-            return self.chain.iter().map(|c| c.label.clone()).collect();
+        let mut cells: Vec<String> = Vec::new();
+        if self.manifest.is_some() {
+            cells.push(String::new());
+            for a in &self.axis {
+                cells = cells
+                    .iter()
+                    .flat_map(|c| {
+                        a.labels.iter().map(move |l| if c.is_empty() { l.clone() } else { format!("{c} × {l}") })
+                    })
+                    .collect();
+            }
         }
-        let mut cells: Vec<String> = vec![String::new()];
-        for a in &self.axis {
-            cells = cells
-                .iter()
-                .flat_map(|c| a.labels.iter().map(move |l| if c.is_empty() { l.clone() } else { format!("{c} × {l}") }))
-                .collect();
-        }
-        self.base_label.iter().cloned().chain(cells).collect()
+        let chains = self.chain.iter().map(|c| c.label.clone());
+        self.base_label.iter().cloned().chain(cells).chain(chains).collect()
     }
 
     /// The sweep of the axes (an axis grid's cells without the base cell).
     pub fn spec(&self) -> SweepSpec {
         SweepSpec {
-            axes: self.axis.iter().map(|a| Axis { key: a.key.clone(), values: a.values.clone() }).collect(),
+            axes: self.axis.iter().map(GridAxis::to_axis).collect(),
             seeds: self.seeds.clone(),
             metric: self.metric.clone(),
         }
@@ -211,6 +318,13 @@ impl Grid {
             for m in &c.manifests {
                 let manifest = Manifest::load(&root.join(m)).with_context(|| format!("chain {:?}", c.label))?;
                 if let Some(p) = &previous {
+                    ensure!(
+                        !matches!(p.train, TrainSettings::EvalOnly(_)),
+                        "chain {:?}: {} follows the evaluation-only stage {}, which writes no checkpoint to start from",
+                        c.label,
+                        m.display(),
+                        p.id
+                    );
                     ensure!(
                         manifest.stage.parent.as_deref() == Some(p.id.as_str()),
                         "chain {:?}: {} has stage.parent = {:?} but follows {}; a chain stage starts from the one before",
@@ -239,18 +353,17 @@ pub fn run_grid(path: &Path, opts: &RunOptions, out: &Path) -> Result<GridOutcom
     let root = &opts.repo_root;
     grid.check(root).with_context(|| format!("checking grid {}", path.display()))?;
     let labels = grid.cell_labels();
-    let summaries = match &grid.manifest {
-        Some(m) => {
-            let mut s = Vec::new();
-            if grid.base_label.is_some() {
-                let base = SweepSpec { axes: vec![], ..grid.spec() };
-                s.extend(sweep::run_sweep(&root.join(m), &base, opts, &out.join("base"))?.summary);
-            }
-            s.extend(sweep::run_sweep(&root.join(m), &grid.spec(), opts, out)?.summary);
-            s
+    let mut summaries = Vec::new();
+    if let Some(m) = &grid.manifest {
+        if grid.base_label.is_some() {
+            let base = SweepSpec { axes: vec![], ..grid.spec() };
+            summaries.extend(sweep::run_sweep(&root.join(m), &base, opts, &out.join("base"))?.summary);
         }
-        None => run_chains(&grid, opts, out)?,
-    };
+        summaries.extend(sweep::run_sweep(&root.join(m), &grid.spec(), opts, out)?.summary);
+    }
+    if !grid.chain.is_empty() {
+        summaries.extend(run_chains(&grid, opts, out)?);
+    }
     let cells: Vec<(String, CellSummary)> = labels.into_iter().zip(summaries).collect();
     let markdown = beside_published(&grid, &cells);
     write_atomic(&out.join("grid.md"), markdown.as_bytes())?;
@@ -300,7 +413,7 @@ fn run_chains(grid: &Grid, opts: &RunOptions, out: &Path) -> Result<Vec<CellSumm
     }
     let summary = sweep::summarize(&rows);
     let md = sweep::markdown(&["chain".into()], &grid.metric, &summary);
-    write_atomic(&out.join("sweep.md"), md.as_bytes())?;
+    write_atomic(&out.join("chains").join("sweep.md"), md.as_bytes())?;
     Ok(summary)
 }
 
@@ -325,124 +438,4 @@ pub fn beside_published(grid: &Grid, cells: &[(String, CellSummary)]) -> String 
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn grids(dir: &Path, out: &mut Vec<PathBuf>) {
-        for e in std::fs::read_dir(dir).unwrap() {
-            let p = e.unwrap().path();
-            if p.is_dir() {
-                grids(&p, out);
-            } else if p.to_string_lossy().ends_with(".grid.toml") {
-                out.push(p);
-            }
-        }
-    }
-
-    #[test]
-    fn every_checked_in_grid_parses_and_every_cell_validates() {
-        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-        let mut files = vec![];
-        grids(&root.join("experiments"), &mut files);
-        assert!(files.len() >= 8, "expected the 4 paper grids and their 4 embedded twins, found {files:?}");
-        for f in &files {
-            let g = Grid::load(f).unwrap_or_else(|e| panic!("{e:#}"));
-            if let Some(m) = &g.manifest {
-                assert!(root.join(m).is_file(), "{} names a missing manifest {}", f.display(), m.display());
-            }
-            let check = g.check(root).unwrap_or_else(|e| panic!("{}: {e:#}", f.display()));
-            assert!(check.runs >= 2 * g.seeds.len(), "{}: {} runs", f.display(), check.runs);
-            assert!(!g.published.is_empty() || f.to_string_lossy().contains("embedded"), "{}", f.display());
-        }
-    }
-
-    #[test]
-    fn cell_labels_follow_the_planners_order() {
-        let base = std::fs::read_to_string(
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("experiments/embedded/vision_r1_ptst.toml"),
-        )
-        .unwrap();
-        let g: Grid = toml::from_str(
-            r#"
-            table = "t"
-            manifest = "experiments/embedded/vision_r1_ptst.toml"
-            base_label = "base"
-            seeds = [1, 2]
-            metric = "heldout.acc"
-            [[axis]]
-            key = "train.optimizer.lr"
-            values = [1e-3, 2e-3]
-            labels = ["lo", "hi"]
-            [[axis]]
-            key = "train.schedule"
-            values = [[{ max_new_tokens = 8, group_size = 2, steps = 1 }], [{ max_new_tokens = 9, group_size = 3, steps = 1 }]]
-            labels = ["a", "b"]
-            [[published]]
-            cell = "hi × a"
-            source = "x"
-            metrics = { "heldout.acc" = 0.5 }
-            "#,
-        )
-        .unwrap();
-        g.validate().unwrap();
-        let labels = g.cell_labels();
-        assert_eq!(labels, ["base", "lo × a", "lo × b", "hi × a", "hi × b"]);
-        // The planner's cell c carries the values the label names.
-        for p in sweep::plan(&base, &g.spec()).unwrap() {
-            let t: Table = p.text.parse().unwrap();
-            let (lr, sched) = (&t["train"]["optimizer"]["lr"], &t["train"]["schedule"]);
-            let names: Vec<&str> = labels[p.cell + 1].split(" × ").collect();
-            let i = g.axis[0].labels.iter().position(|l| l == names[0]).unwrap();
-            let j = g.axis[1].labels.iter().position(|l| l == names[1]).unwrap();
-            assert_eq!((lr, sched), (&g.axis[0].values[i], &g.axis[1].values[j]), "cell {}", p.cell);
-        }
-        let mut bad = g.clone();
-        bad.published[0].cell = "hi × c".into();
-        assert!(bad.validate().unwrap_err().to_string().contains("not a cell"));
-        let mut bad = g.clone();
-        bad.axis[0].labels.pop();
-        assert!(bad.validate().unwrap_err().to_string().contains("one label per value"));
-        let mut bad = g.clone();
-        bad.chain.push(GridChain { label: "x".into(), manifests: vec![] });
-        assert!(bad.validate().is_err());
-    }
-
-    #[test]
-    fn chains_must_follow_their_parents() {
-        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-        let chain = |m: &[&str]| Grid {
-            table: "t".into(),
-            manifest: None,
-            base_label: None,
-            seeds: vec![1],
-            metric: "heldout.acc".into(),
-            axis: vec![],
-            chain: vec![GridChain { label: "c".into(), manifests: m.iter().map(PathBuf::from).collect() }],
-            published: vec![],
-        };
-        let ok =
-            chain(&["experiments/embedded/revisual_r1_cold_start.toml", "experiments/embedded/revisual_r1_mrl.toml"]);
-        assert_eq!(ok.check(root).unwrap().runs, 2);
-        let skip =
-            chain(&["experiments/embedded/revisual_r1_cold_start.toml", "experiments/embedded/revisual_r1_trl.toml"]);
-        let err = skip.check(root).unwrap_err().to_string();
-        assert!(err.contains("stage.parent") && err.contains("embedded_revisual_r1/cold_start"), "{err}");
-    }
-
-    #[test]
-    fn published_numbers_print_beside_ours() {
-        let g: Grid = toml::from_str(
-            "table = \"T\"\nmanifest = \"m\"\nseeds = [1]\nmetric = \"a.acc\"\n[[axis]]\nkey = \"k\"\nvalues = [1, 2]\n\
-             labels = [\"x\", \"y\"]\n[[published]]\ncell = \"y\"\nsource = \"Tab.1\"\nmetrics = { \"a.acc\" = 47.5 }\n",
-        )
-        .unwrap();
-        let rows = [
-            SweepRow { cell: 0, values: vec![], seed: 1, run_id: "r0".into(), value: 0.25 },
-            SweepRow { cell: 1, values: vec![], seed: 1, run_id: "r1".into(), value: 0.5 },
-        ];
-        let cells: Vec<_> = g.cell_labels().into_iter().zip(sweep::summarize(&rows)).collect();
-        let md = beside_published(&g, &cells);
-        assert!(md.contains("| x | 1 | 0.2500 | n/a | – | – |"), "{md}");
-        assert!(md.contains("| y | 1 | 0.5000 | n/a | 47.5 | Tab.1 |"), "{md}");
-    }
-}
+mod tests;

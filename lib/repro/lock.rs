@@ -67,7 +67,7 @@ enum Pin {
 pub fn data_ext(train: &TrainSettings) -> &'static str {
     match train {
         TrainSettings::Sft(_) => "json",
-        TrainSettings::Grpo(_) => "parquet",
+        TrainSettings::Grpo(_) | TrainSettings::EvalOnly(_) => "parquet",
     }
 }
 

@@ -4,7 +4,8 @@
 //! - `--set` takes a dotted key into the manifest TOML (`train.optimizer.lr`; a number selects an array element,
 //!   `train.schedule.0.steps`) and comma-separated values, each read as a TOML value (`1e-3`, `true`, `"x"`),
 //!   else as a string. The key's parent table must exist; the key itself is checked by the manifest's strict
-//!   schema. Values cannot contain commas.
+//!   schema. Values cannot contain commas. A grid file's coupled axis ([`crate::repro::grid`]) sets several keys
+//!   per value; its column is its keys joined by " + ", its values shown as `key=value` pairs joined by "; ".
 //! - The grid is the cartesian product of the `--set` axes × the seed list: every cell runs every seed
 //!   (`seeds.base`), so cells are compared on the same seeds (paired). Each run's manifest is a copy with
 //!   `id = "<paper>/<stage>_c<cell>"`, written to `<out>/cells/c<cell>-s<seed>.toml`.
@@ -27,11 +28,14 @@ use crate::plot::{LineChart, Series};
 use crate::repro::manifest::Manifest;
 use crate::repro::record::{CodeState, RunRecord, run_id};
 
-/// One `--set key=v1,v2` axis.
+/// One axis: a `--set key=v1,v2` axis, or a grid's coupled axis whose every value sets several keys together
+/// ([`crate::repro::grid`]).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Axis {
+    /// The axis' column in the tables: its dotted key (a coupled axis: its keys joined by " + ").
     pub key: String,
-    pub values: Vec<Value>,
+    /// What each value sets: `(dotted key, TOML value)` pairs, applied in order (one pair on a `--set` axis).
+    pub values: Vec<Vec<(String, Value)>>,
 }
 
 impl Axis {
@@ -45,7 +49,12 @@ impl Axis {
         ensure!(key != "seeds.base" && key != "id", "--set {key}: the sweep sets it (use --seeds for seeds.base)");
         let values: Vec<Value> = values.split(',').map(|v| parse_value(v.trim())).collect();
         ensure!(values.iter().all(|v| v.as_str() != Some("")), "--set {arg:?} has an empty value");
-        Ok(Self { key, values })
+        Ok(Self::single(&key, values))
+    }
+
+    /// An axis over one key.
+    pub fn single(key: &str, values: Vec<Value>) -> Self {
+        Self { key: key.to_string(), values: values.into_iter().map(|v| vec![(key.to_string(), v)]).collect() }
     }
 }
 
@@ -63,6 +72,14 @@ fn show(v: &Value) -> String {
     match v {
         Value::String(s) => s.clone(),
         other => other.to_string(),
+    }
+}
+
+/// How an axis value appears in the tables: the value of a one-key axis, else `key=value` pairs joined by "; ".
+fn show_sets(sets: &[(String, Value)]) -> String {
+    match sets {
+        [(_, v)] => show(v),
+        _ => sets.iter().map(|(k, v)| format!("{k}={}", show(v))).collect::<Vec<_>>().join("; "),
     }
 }
 
@@ -145,8 +162,10 @@ pub fn plan(base_text: &str, spec: &SweepSpec) -> Result<Vec<PlannedRun>> {
             let mut values = Vec::new();
             for &(a, v) in choice {
                 let axis = &spec.axes[a];
-                set_dotted(&mut t, &axis.key, axis.values[v].clone())?;
-                values.push((axis.key.clone(), show(&axis.values[v])));
+                for (key, value) in &axis.values[v] {
+                    set_dotted(&mut t, key, value.clone()).with_context(|| format!("sweep cell {cell}"))?;
+                }
+                values.push((axis.key.clone(), show_sets(&axis.values[v])));
             }
             set_dotted(&mut t, "seeds.base", Value::Integer(i64::try_from(seed).context("seed too large")?))?;
             set_dotted(&mut t, "id", Value::String(format!("{paper}/{stage}_c{cell}")))?;
@@ -359,9 +378,9 @@ mod tests {
     #[test]
     fn values_parse_as_toml_else_strings() {
         let a = Axis::parse("train.optimizer.lr=1e-3, 3e-3").unwrap();
-        assert_eq!(a.values, vec![Value::Float(1e-3), Value::Float(3e-3)]);
+        assert_eq!(a, Axis::single("train.optimizer.lr", vec![Value::Float(1e-3), Value::Float(3e-3)]));
         let a = Axis::parse("train.modality=text,multimodal").unwrap();
-        assert_eq!(a.values[0], Value::String("text".into()));
+        assert_eq!(a.values[0], vec![("train.modality".to_string(), Value::String("text".into()))]);
         assert!(Axis::parse("no_equals").is_err());
         assert!(Axis::parse("seeds.base=1,2").is_err());
         assert!(Axis::parse("a..b=1").is_err());

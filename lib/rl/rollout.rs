@@ -4,7 +4,8 @@
 //! - **Prompts** ([`RlPrompt::from_record`]): an EasyR1 record's `problem` is split on `<image>` into text and
 //!   image items of one user turn, in order (EasyR1 `RLHFDataset`); without `<image>` the images, if any, come
 //!   first. The turn is rendered with the checkpoint's chat template with the generation prompt and no system
-//!   message (so Qwen2.5-VL's template inserts its default one, papers_spec §0.1 / pitfall 13).
+//!   message (so Qwen2.5-VL's template inserts its default one, papers_spec §0.1 / pitfall 13), unless the
+//!   manifest sets `data.system_prompt`.
 //! - **Sampling**: the group of prompt `p` is `n` copies of it (EasyR1 `repeat(n, interleave=True)`: the batch is
 //!   prompt-major); sample `j` of the prompt with uid `u` at RL step `s` draws from the seed
 //!   `seed::derive(base, Rollout, s, u, j)`, so a sequence's tokens depend only on (weights, prompt, seed) and a
@@ -46,13 +47,15 @@ pub struct RlPrompt {
 
 impl RlPrompt {
     /// Encodes an EasyR1 record. Images come from the record's bytes, else from its path (relative paths
-    /// resolved against `image_dir`).
+    /// resolved against `image_dir`). `system_prompt` (the manifest's `data.system_prompt`) is sent as a system
+    /// message before the user turn; None sends none.
     pub fn from_record(
         processor: &ChatProcessor,
         image_cfg: &ImageProcessorConfig,
         record: &RlRecord,
         uid: u64,
         image_dir: &Path,
+        system_prompt: Option<&str>,
     ) -> Result<Self> {
         let ctx = || format!("encoding RL prompt {} ({:?})", uid, record.id);
         let images = record
@@ -94,7 +97,8 @@ impl RlPrompt {
             let inputs = image_cfg.preprocess(&images).with_context(ctx)?;
             (Some(inputs.pixel_values), inputs.grids)
         };
-        let conv = vec![Message::with_parts("user", parts)];
+        let conv: Vec<Message> =
+            system_prompt.map(Message::system).into_iter().chain([Message::with_parts("user", parts)]).collect();
         let opts = RenderOptions { add_generation_prompt: true, ..Default::default() };
         let batch = processor.encode(std::slice::from_ref(&conv), &grids, opts).with_context(ctx)?;
         let input_ids = batch.input_ids.into_iter().next().context("the processor returned no row")?;
@@ -223,5 +227,27 @@ mod tests {
         assert_ne!(s.of(11, 2), s.of(11, 3));
         assert_ne!(s.of(11, 2), RolloutSeeds::rollout(7, 4).of(11, 2));
         assert_ne!(s.of(11, 2), RolloutSeeds { domain: SeedDomain::Eval, ..s }.of(11, 2));
+    }
+
+    #[test]
+    fn a_system_prompt_replaces_the_templates_default() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/qwen2_5_vl_chat");
+        let processor = ChatProcessor::from_dir(&dir).unwrap();
+        let record = RlRecord { id: "q".into(), images: vec![], problem: "What is 2+3?".into(), answer: "5".into() };
+        let cfg = ImageProcessorConfig::default();
+        let text = |system: Option<&str>| {
+            let p = RlPrompt::from_record(&processor, &cfg, &record, 0, &dir, system).unwrap();
+            processor.tokenizer.decode(&p.input_ids.iter().map(|&t| t as u32).collect::<Vec<_>>(), false).unwrap()
+        };
+        let plain = text(None);
+        assert!(plain.starts_with("<|im_start|>system\nYou are a helpful assistant.<|im_end|>"), "{plain}");
+        let r1v = text(Some("A conversation between User and Assistant."));
+        assert!(
+            r1v.starts_with(
+                "<|im_start|>system\nA conversation between User and Assistant.<|im_end|>\n<|im_start|>user"
+            ),
+            "{r1v}"
+        );
+        assert!(!r1v.contains("helpful assistant") && r1v.ends_with("What is 2+3?<|im_end|>\n<|im_start|>assistant\n"));
     }
 }

@@ -6,7 +6,8 @@
 //! (only a few optional settings have a default, and the resolved manifest written into a record spells them
 //! all out). Settings of one training kind on the other (PAD on SFT) are unknown keys; invalid combinations
 //! (group size 1 with GRPO z-scores, eps_low ≥ 1, an empty PTST schedule, a moving revision in a locked
-//! manifest) are load errors naming the key.
+//! manifest, `data.transform` on a non-SFT stage, an evaluation-only stage without suites) are load errors naming
+//! the key. `[data]`'s prompt settings (system prompt, format prompt, target transform) are applied by [`prompt`].
 //! The optional `replay` table ([`replay`]: L2/L3 replay tolerances) is left out of the hash when absent.
 //!
 //! Hash: [`Manifest::sha256`] is the sha256 of the canonical JSON of the resolved manifest (object keys sorted
@@ -17,6 +18,7 @@
 //! manifest yet (the run record captures the code commit and environment, record.rs); the lock state is one
 //! explicit `lock` table instead of `[*.request]` tables, because `r1lab lock` does not exist yet. Real-model
 //! manifests whose revisions cannot be resolved offline say `lock = { state = "unlocked", reason = ... }`.
+pub mod prompt;
 pub mod replay;
 pub mod source;
 pub mod train;
@@ -27,8 +29,9 @@ use anyhow::{Context, Result, ensure};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+pub use prompt::DataTransform;
 pub use source::{DataFilters, DataSpec, ModelSpec, Source};
-pub use train::{GrpoSettings, SftSettings, TrainSettings};
+pub use train::{EvalOnlySettings, GrpoSettings, SftSettings, TrainSettings};
 
 /// The schema version this build reads and writes.
 pub const SCHEMA_VERSION: u32 = 1;
@@ -210,6 +213,18 @@ impl Manifest {
             );
         }
         self.train.validate()?;
+        if self.data.transform.is_some() {
+            ensure!(
+                matches!(self.train, TrainSettings::Sft(_)),
+                "data.transform rewrites SFT targets, but this stage is not SFT; remove it"
+            );
+        }
+        if matches!(self.train, TrainSettings::EvalOnly(_)) {
+            ensure!(
+                !self.eval.is_empty(),
+                "train.algo = \"none\" only evaluates, but the manifest has no [[eval]] suite; add one"
+            );
+        }
         for (i, e) in self.eval.iter().enumerate() {
             e.source.validate(&format!("eval[{i}].source"), locked)?;
             ensure!(e.every_steps != Some(0), "eval[{i}].every_steps must be >= 1 (or left out)");

@@ -152,6 +152,14 @@ pub struct DataSpec {
     /// ([`crate::data::format::REVISUAL_FORMAT_PROMPT`]). Left out: the question is used as it is (Vision-R1).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub format_prompt: Option<String>,
+    /// A system message before every conversation, for RL prompts, SFT records and evaluation prompts alike
+    /// (Vision-R1-Zero's R1-V prompt, papers_spec §1.6; [`super::prompt`]). Left out: no system message, so the
+    /// chat template's default applies (papers_spec §0.1). An empty text is refused.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub system_prompt: Option<String>,
+    /// A rewrite of the SFT targets ([`super::prompt::DataTransform`]); SFT stages only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub transform: Option<super::prompt::DataTransform>,
 }
 
 impl ModelSpec {
@@ -175,6 +183,9 @@ impl DataSpec {
             ensure!(lo <= hi, "data.filters: min_pixels {lo} > max_pixels {hi}");
         }
         ensure!(f.max_examples != Some(0), "data.filters.max_examples = 0 leaves no data; remove it or raise it");
+        if let Some(p) = &self.system_prompt {
+            ensure!(!p.trim().is_empty(), "data.system_prompt is empty; give the system message or leave the key out");
+        }
         Ok(())
     }
 }

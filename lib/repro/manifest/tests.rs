@@ -201,3 +201,46 @@ fn load_names_the_file() {
     m.save(&tmp.path().join("resolved.toml")).unwrap();
     assert_eq!(Manifest::load(&tmp.path().join("resolved.toml")).unwrap(), m);
 }
+
+#[test]
+fn system_prompt_is_recorded_hashed_and_never_empty() {
+    let with = |p: &str| SFT.replace("split = \"train\" }", &format!("split = \"train\", system_prompt = {p:?} }}"));
+    let m = Manifest::from_toml_str(&with("Think first.")).unwrap();
+    assert_eq!(m.data.system_prompt.as_deref(), Some("Think first."));
+    let again = Manifest::from_toml_str(&m.to_toml_string().unwrap()).unwrap();
+    assert_eq!(again.data.system_prompt.as_deref(), Some("Think first."));
+    assert!(m.canonical_json().unwrap().contains("\"system_prompt\":\"Think first.\""));
+    assert_ne!(m.sha256().unwrap(), Manifest::from_toml_str(SFT).unwrap().sha256().unwrap());
+    let e = err(&with(" "));
+    assert!(e.contains("data.system_prompt is empty"), "{e}");
+}
+
+#[test]
+fn strip_cot_transform_is_for_sft_stages_only() {
+    let sft = SFT.replace("split = \"train\" }", "split = \"train\", transform = \"strip_cot\" }");
+    let m = Manifest::from_toml_str(&sft).unwrap();
+    assert_eq!(m.data.transform, Some(DataTransform::StripCot));
+    let grpo = vision_r1().replace("split = \"train\"\n", "split = \"train\"\ntransform = \"strip_cot\"\n");
+    let e = err(&grpo);
+    assert!(e.contains("data.transform") && e.contains("not SFT"), "{e}");
+    let e = err(&SFT.replace("split = \"train\" }", "split = \"train\", transform = \"strip_reasoning\" }"));
+    assert!(e.contains("strip_reasoning"), "{e}");
+}
+
+#[test]
+fn evaluation_only_stages_need_a_suite_and_take_no_settings() {
+    let text = vision_r1();
+    let start = text.find("[train]").unwrap();
+    let end = text.find("[[eval]]").unwrap();
+    let eval_only = format!("{}[train]\nalgo = \"none\"\n\n{}", &text[..start], &text[end..]);
+    let m = Manifest::from_toml_str(&eval_only).unwrap();
+    assert_eq!(m.train, TrainSettings::EvalOnly(EvalOnlySettings {}));
+    assert_eq!(Manifest::from_toml_str(&m.to_toml_string().unwrap()).unwrap(), m);
+    assert!(m.canonical_json().unwrap().contains("\"train\":{\"algo\":\"none\"}"));
+    let e = err(&eval_only.replace("algo = \"none\"", "algo = \"none\"\nepochs = 1"));
+    assert!(e.contains("epochs"), "{e}");
+    let suites = eval_only.find("[[eval]]").unwrap();
+    let no_suite = format!("{}{}", &eval_only[..suites], &eval_only[eval_only.find("[checkpoint]").unwrap()..]);
+    let e = err(&no_suite);
+    assert!(e.contains("train.algo = \"none\"") && e.contains("no [[eval]] suite"), "{e}");
+}

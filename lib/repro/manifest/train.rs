@@ -1,5 +1,6 @@
 //! A stage's training settings (`[train]`, style_anchors B9 `[rl]`/`[optim]`): SFT or GRPO, as an enum so that
-//! a setting of one kind on the other (PAD on an SFT stage) is an unknown key at load.
+//! a setting of one kind on the other (PAD on an SFT stage) is an unknown key at load; or no training at all
+//! (`algo = "none"`, an evaluation-only stage).
 //!
 //! Field values follow papers_spec §1.3 (Vision-R1 SFT), §1.5 (PTST), §2.3 (ReVisual cold start), §2.5–2.8
 //! (ReVisual RL). GRPO settings mirror the enums of `lib/rl` (which carry no serde derives) one for one and
@@ -25,7 +26,22 @@ use crate::rl::schedule::{self as rl_schedule, Ptst};
 pub enum TrainSettings {
     Sft(SftSettings),
     Grpo(Box<GrpoSettings>),
+    /// `algo = "none"`: no training, the stage only evaluates the model it starts from (Vision-R1 Tab.5
+    /// "Baseline", the untrained Qwen2.5-VL-7B-Instruct; papers_spec §1.8). See [`EvalOnlySettings`].
+    #[serde(rename = "none")]
+    EvalOnly(EvalOnlySettings),
 }
+
+/// An evaluation-only stage (`train = { algo = "none" }`, no other key): `r1lab run` evaluates every `[[eval]]`
+/// suite once, at step 0, and writes no checkpoint, so such a run cannot be a parent. Suites without a `scorer`
+/// score with Vision-R1's hard formatting reward, as SFT stages do. `data.source` is resolved and recorded as an
+/// input like any stage's (EasyR1 parquet, as for GRPO), and its `system_prompt` / `format_prompt` shape the
+/// evaluation prompts, but no training example is read. Eval `every_steps` and the checkpoint policy have no effect
+/// (there are no steps), so a training manifest turned evaluation-only by a grid keeps them. Refused at load: no
+/// `[[eval]]` suite, and `data.transform`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EvalOnlySettings {}
 
 /// AdamW as both papers use it (papers_spec §0.2 step 7).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -533,6 +549,7 @@ impl TrainSettings {
         match self {
             TrainSettings::Sft(s) => s.validate(),
             TrainSettings::Grpo(g) => g.validate(),
+            TrainSettings::EvalOnly(_) => Ok(()),
         }
     }
 }

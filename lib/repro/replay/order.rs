@@ -158,6 +158,9 @@ pub fn check(manifest: &Manifest, run_dir: &Path, data_file: &Path, k: u64) -> R
                 format!("GRPO prompt uids of steps 1..={} regenerated from seed {base}", report.steps_compared);
             Ok(report)
         }
+        TrainSettings::EvalOnly(_) => {
+            Ok(DataOrderReport::unchecked("not checked: an evaluation-only stage reads no training data"))
+        }
     }
 }
 
