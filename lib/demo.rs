@@ -79,6 +79,9 @@ pub struct DataSettings {
     /// Probability that a reflection catches a slip (`--p-catch`).
     #[serde(default = "default_p_catch")]
     pub p_catch: f64,
+    /// Probability that the reasoner lists the cells of the shapes it counts (`--p-positions`).
+    #[serde(default = "default_p_positions")]
+    pub p_positions: f64,
     /// Also build the text-twin cold-start sets (`train_bridge_text.json`, and `train_bridge_text_boxed.json` in
     /// ReVisual-R1's answer format for its text cold start).
     #[serde(default)]
@@ -100,6 +103,10 @@ fn default_p_slip() -> f64 {
 
 fn default_p_catch() -> f64 {
     crate::data::bridging::reasoner::Knobs::default().p_catch
+}
+
+fn default_p_positions() -> f64 {
+    crate::data::bridging::reasoner::Knobs::default().p_positions
 }
 
 impl Chain {
@@ -164,6 +171,7 @@ pub fn prepare(chain: &Chain, repo_root: &Path, hub: &HubOptions) -> Result<f64>
         bridge_seed: d.bridge_seed,
         p_slip: d.p_slip,
         p_catch: d.p_catch,
+        p_positions: d.p_positions,
         caption_ablation: false,
         text: d.text_twins,
     };

@@ -98,6 +98,7 @@ pub fn bridged_data(out: &Path, n: usize) {
         bridge_seed: 0,
         p_slip: 0.3,
         p_catch: 0.6,
+        p_positions: 1.0,
         caption_ablation: false,
         text: false,
     };

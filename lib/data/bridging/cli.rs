@@ -46,6 +46,9 @@ pub struct BridgeArgs {
     /// Probability that a reflection catches the slip.
     #[arg(long, default_value_t = Knobs::default().p_catch)]
     pub p_catch: f64,
+    /// Probability that a count lists the cells of the shapes it counts.
+    #[arg(long, default_value_t = Knobs::default().p_positions)]
+    pub p_positions: f64,
     /// Also run the plain-caption ablation (App.B) and report it.
     #[arg(long)]
     pub caption_ablation: bool,
@@ -65,13 +68,13 @@ pub struct BridgeReport {
 }
 
 pub fn run(a: &BridgeArgs) -> Result<()> {
-    for (name, p) in [("--p-slip", a.p_slip), ("--p-catch", a.p_catch)] {
+    for (name, p) in [("--p-slip", a.p_slip), ("--p-catch", a.p_catch), ("--p-positions", a.p_positions)] {
         anyhow::ensure!((0.0..=1.0).contains(&p), "{name} {p} is not a probability: use a value in 0..=1");
     }
     let families = parse_families(&a.synth.family)?;
     let synth = Config { seed: a.synth.seed, level: a.synth.level, size: a.synth.size };
     let problems = generate_mix(&families, &synth, a.synth.split, a.synth.n)?;
-    let knobs = Knobs { p_slip: a.p_slip, p_catch: a.p_catch, ..Knobs::default() };
+    let knobs = Knobs { p_slip: a.p_slip, p_catch: a.p_catch, p_positions: a.p_positions, ..Knobs::default() };
     let cfg = BridgeConfig { seed: a.bridge_seed, knobs };
 
     let main = bridge(&problems, DescribeMode::PseudoCotConditioned, &cfg)?;

@@ -10,6 +10,10 @@
 //!   wrong value propagates to the final answer;
 //! - "Hmm" detours (`p_hmm`), an "Alternatively" cross-check of the last step (`p_alternatively`,
 //!   only while no wrong value is live), a closing check against the description (`p_verify`);
+//! - how it counts shapes (`p_positions`): listing where the counted shapes are ("The red shapes are at (1,2),
+//!   (3,4): 2.") or giving the count alone ("There are 2 red shapes."). A tiny model can count image tokens
+//!   by their content but cannot look up a cell by its (row, column) (issue 6 note), so the embedded chain
+//!   sets 0;
 //! - failure modes the filter exists for: a last sentence that states another answer than the final
 //!   answer (`p_unfaithful`), an almost empty reasoning (`p_terse`);
 //! - when the description lacks a needed value (Caption mode) the reasoner says it cannot confirm
@@ -38,6 +42,13 @@ pub struct Knobs {
     pub p_unfaithful: f64,
     pub p_terse: f64,
     pub p_refuse: f64,
+    /// Probability of listing the positions of the shapes it counts (see the module header).
+    #[serde(default = "default_p_positions")]
+    pub p_positions: f64,
+}
+
+fn default_p_positions() -> f64 {
+    1.0
 }
 
 impl Default for Knobs {
@@ -51,6 +62,7 @@ impl Default for Knobs {
             p_unfaithful: 0.03,
             p_terse: 0.02,
             p_refuse: 0.3,
+            p_positions: 1.0,
         }
     }
 }
@@ -66,6 +78,7 @@ impl Knobs {
         p_unfaithful: 0.0,
         p_terse: 0.0,
         p_refuse: 0.0,
+        p_positions: 1.0,
     };
 }
 
@@ -116,6 +129,8 @@ pub(crate) struct Plan {
     pub refuse: bool,
     /// The choice picked when the computed one is not among the choices.
     pub fallback: usize,
+    /// List the cells of counted shapes.
+    pub positions: bool,
 }
 
 impl Plan {
@@ -143,6 +158,8 @@ impl Plan {
             terse: rng.random_bool(k.p_terse),
             refuse: rng.random_bool(k.p_refuse),
             fallback: rng.random_range(0..4),
+            // Drawn last, so data built before this knob existed keeps its draws.
+            positions: rng.random_bool(k.p_positions),
         }
     }
 }
@@ -342,6 +359,18 @@ impl<'p> Writer<'p> {
 
     pub(crate) fn say(&mut self, s: impl Into<String>) {
         self.out.push(s.into());
+    }
+
+    /// Whether counts list the cells of what they count.
+    pub(crate) fn lists_positions(&self) -> bool {
+        self.plan.positions
+    }
+
+    /// Says how positions are written, when they will be.
+    pub(crate) fn positions_note(&mut self) {
+        if self.plan.positions {
+            self.say("I'll write positions as (row, column).");
+        }
     }
 
     /// The plan's fallback choice among `n`.

@@ -11,7 +11,7 @@ use crate::data::synthetic::letter;
 pub(crate) fn solve(task: &Task, f: &Facts, choices: &[String], w: &mut Writer) -> String {
     match task {
         Task::ShapesColorOrKind { color, kind } => {
-            w.say("I'll write positions as (row, column).");
+            w.positions_note();
             let a = count(w, f, &format!("{color} shapes"), |s| &s.color == color);
             let b = count(w, f, &format!("{kind}s"), |s| &s.kind == kind);
             let both =
@@ -19,7 +19,7 @@ pub(crate) fn solve(task: &Task, f: &Facts, choices: &[String], w: &mut Writer) 
             w.calc("By inclusion-exclusion, ", Expr::IncExc(a, b, both)).to_string()
         }
         Task::ShapesTwiceXPlusY { large, color, kind } => {
-            w.say("I'll write positions as (row, column).");
+            w.positions_note();
             let size = if *large { "large" } else { "small" };
             let x = count(w, f, &format!("{size} shapes that are not {color} (X)"), |s| {
                 s.large == *large && &s.color != color
@@ -137,12 +137,15 @@ pub(crate) fn solve(task: &Task, f: &Facts, choices: &[String], w: &mut Writer) 
     }
 }
 
-/// Counts the shapes matching `keep`, listing where they are.
+/// Counts the shapes matching `keep`, listing where they are when the plan says so.
 fn count(w: &mut Writer, f: &Facts, what: &str, keep: impl Fn(&Shape) -> bool) -> i64 {
     let at: Vec<String> = f.shapes.iter().filter(|s| keep(s)).map(|s| format!("({},{})", s.row, s.col)).collect();
     let shown = at.join(", ");
-    w.value(at.len() as i64, &format!("the number of {what}"), |v| {
-        if at.is_empty() { format!("There are no {what}: {v}.") } else { format!("The {what} are at {shown}: {v}.") }
+    let listed = w.lists_positions();
+    w.value(at.len() as i64, &format!("the number of {what}"), |v| match (listed, at.is_empty()) {
+        (true, true) => format!("There are no {what}: {v}."),
+        (true, false) => format!("The {what} are at {shown}: {v}."),
+        (false, _) => format!("The number of {what} is {v}."),
     })
 }
 
