@@ -45,6 +45,9 @@ enum Command {
         /// No progress bars.
         #[arg(long)]
         quiet: bool,
+        /// Run the chain once per seed (e.g. 1,2,3) and print each stage's mean ± 95 % CI over them.
+        #[arg(long, value_delimiter = ',')]
+        seeds: Vec<u64>,
     },
     /// A seconds-long device check: fit sin(3x) with a small MLP through libtorch, write parquet + a plot.
     Smoke {
@@ -294,7 +297,7 @@ fn main() -> Result<()> {
                 println!("{info}");
             }
         }
-        Command::Demo { chain, runs, prepare_only, quiet } => {
+        Command::Demo { chain, runs, prepare_only, quiet, seeds } => {
             let opts = demo::DemoOptions {
                 repo_root: std::env::current_dir()?,
                 runs_root: runs,
@@ -302,6 +305,7 @@ fn main() -> Result<()> {
                 prepare_only,
                 progress: !quiet,
                 hub: r1lab::hub::HubOptions::from_env(),
+                seeds,
             };
             demo::run(&chain, &opts)?;
         }

@@ -11,7 +11,8 @@
 //!    seed) already finished is reused, so a second `make demo` only prints the summary again.
 //! 3. **Summarize**: one row per stage plus the untrained model (the first stage's step-0 evaluation): held-out
 //!    accuracy, format rate, mean response length, truncation; printed and written to `<runs>/<chain>-summary.md`
-//!    and `.json`.
+//!    and `.json`. With `--seeds`, the chain runs once per seed and [`seeds`] adds each stage's mean ± 95 % CI and
+//!    the paired stage-to-stage differences (issue 6's proof).
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -31,6 +32,8 @@ use crate::io::write_atomic;
 use crate::model::tiny::{TinySpec, install};
 use crate::pipeline::{RunOptions, RunOutcome, finished_outcome, run_manifest};
 use crate::repro::record::Metrics;
+
+pub mod seeds;
 
 /// A chain file.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -130,6 +133,9 @@ pub struct DemoOptions {
     pub progress: bool,
     /// The Hub cache the tiny model is installed into and loaded from.
     pub hub: HubOptions,
+    /// Run the chain once per seed (`seeds.base` of every stage), each in `<runs>/seed<s>/`, and summarize the
+    /// stages over seeds with 95 % CIs ([`seeds`]). Empty: once, with the manifests' own seeds.
+    pub seeds: Vec<u64>,
 }
 
 /// One row of the summary.
@@ -234,7 +240,8 @@ fn initial_eval(run_dir: &Path) -> Result<BTreeMap<String, f64>> {
     Ok(pick(|k| m.series(k).first().map(|(_, v)| *v)))
 }
 
-/// Runs the chain; returns the summary rows (untrained model first).
+/// Runs the chain; returns the summary rows (untrained model first). With `opts.seeds`, runs it once per seed
+/// instead ([`seeds`]) and returns the rows of the first seed.
 pub fn run(chain_path: &Path, opts: &DemoOptions) -> Result<Vec<SummaryRow>> {
     let chain = Chain::load(chain_path)?;
     let prep_s = prepare(&chain, &opts.repo_root, &opts.hub)?;
@@ -242,23 +249,45 @@ pub fn run(chain_path: &Path, opts: &DemoOptions) -> Result<Vec<SummaryRow>> {
     if opts.prepare_only {
         return Ok(rows);
     }
-    let run_opts = RunOptions {
+    if !opts.seeds.is_empty() {
+        let per_seed = seeds::run(&chain, opts)?;
+        rows.extend(per_seed.into_iter().next().map(|(_, r)| r).unwrap_or_default());
+        return Ok(rows);
+    }
+    let manifests: Vec<PathBuf> = chain.manifests.iter().map(|m| opts.repo_root.join(m)).collect();
+    rows.extend(run_stages(&manifests, &run_options(opts, &opts.runs_root))?);
+    let table = summary_table(&rows);
+    println!("{table}");
+    std::fs::create_dir_all(&opts.runs_root)?;
+    let md = opts.runs_root.join(format!("{}-summary.md", chain.name));
+    write_atomic(&md, table.as_bytes())?;
+    write_atomic(&opts.runs_root.join(format!("{}-summary.json", chain.name)), &serde_json::to_vec_pretty(&rows)?)?;
+    println!("summary: {}", md.display());
+    Ok(rows)
+}
+
+fn run_options(opts: &DemoOptions, runs_root: &Path) -> RunOptions {
+    RunOptions {
         repo_root: opts.repo_root.clone(),
-        runs_root: opts.runs_root.clone(),
+        runs_root: runs_root.to_path_buf(),
         device: opts.device,
         resume: false,
         progress: opts.progress,
         hub: opts.hub.clone(),
-    };
-    for (i, m) in chain.manifests.iter().enumerate() {
+    }
+}
+
+/// Runs `manifests` in order (reusing finished runs); one row per stage, after the untrained model's.
+fn run_stages(manifests: &[PathBuf], run_opts: &RunOptions) -> Result<Vec<SummaryRow>> {
+    let mut rows = Vec::new();
+    for (i, path) in manifests.iter().enumerate() {
         let t0 = Instant::now();
-        let path = opts.repo_root.join(m);
-        let out: RunOutcome = match finished_outcome(&path, &run_opts)? {
+        let out: RunOutcome = match finished_outcome(path, run_opts)? {
             Some(done) => {
                 println!("demo: {} already finished in {}; reusing it", done.record.run_id, done.dir.display());
                 done
             }
-            None => run_manifest(&path, &run_opts).with_context(|| format!("stage {}", m.display()))?,
+            None => run_manifest(path, run_opts).with_context(|| format!("stage {}", path.display()))?,
         };
         if i == 0 {
             rows.push(SummaryRow {
@@ -275,13 +304,6 @@ pub fn run(chain_path: &Path, opts: &DemoOptions) -> Result<Vec<SummaryRow>> {
             wall_s: t0.elapsed().as_secs_f64(),
         });
     }
-    let table = summary_table(&rows);
-    println!("{table}");
-    std::fs::create_dir_all(&opts.runs_root)?;
-    let md = opts.runs_root.join(format!("{}-summary.md", chain.name));
-    write_atomic(&md, table.as_bytes())?;
-    write_atomic(&opts.runs_root.join(format!("{}-summary.json", chain.name)), &serde_json::to_vec_pretty(&rows)?)?;
-    println!("summary: {}", md.display());
     Ok(rows)
 }
 
