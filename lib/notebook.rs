@@ -7,6 +7,7 @@
 //! (an evcxr limitation), so end such cells with an explicit `x.evcxr_display();`.
 pub mod bridging;
 pub mod evaluate;
+pub mod grids;
 pub mod lab;
 pub mod runs;
 

@@ -5,7 +5,9 @@
 //!
 //! Also the two tables of notebook 05: MathVista testmini scored by r1lab's port of the official scorer on the
 //! published model outputs in `<shared>/data/mathvista` beside the published accuracies, and the papers' numbers
-//! (`[[expected]]` of the paper manifests) beside ours.
+//! beside ours: Vision-R1 Tab.1 and ReVisual-R1 Tab.2 as [`crate::eval::bench::report`] holds them
+//! ([`paper_results_table`]), our row read back from a `r1lab bench` report folder ([`report_row`]); and the
+//! stage-level `[[expected]]` numbers of the paper manifests ([`expected_table`]).
 //!
 //! Deviation (notebook plumbing): no format prompt is added to the questions and every prompt is kept whatever its
 //! length, as the pipeline's own suites do.
@@ -13,9 +15,10 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, ensure};
 use polars::df;
-use polars::prelude::DataFrame;
+use polars::prelude::{Column, DataFrame, ParquetReader, SerReader};
 use tch::{Device, Kind};
 
+use crate::eval::bench::report::{PaperTable, Source};
 use crate::eval::heldout::{EvalRow, EvalSampling, EvalSummary, evaluate};
 use crate::eval::mathvista::{NormalizeOptions, score_files};
 use crate::model::qwen2_5_vl::model::run::{eos_token_ids, load};
@@ -154,6 +157,73 @@ pub fn expected_table(rows: &[(&Path, Option<&std::collections::BTreeMap<String,
     Ok(df)
 }
 
+/// A paper's results table (Vision-R1 Tab.1, ReVisual-R1 Tab.2) in its own shape: one row per published model,
+/// one column per table column (null where the paper prints no number), then `ours` as a last row
+/// `"<label> (r1lab)"` when given (values in the table's column order, e.g. from [`report_row`]).
+pub fn paper_results_table(t: &PaperTable, ours: Option<(&str, &[Option<f64>])>) -> Result<DataFrame> {
+    let mut rows: Vec<(String, &[Option<f64>])> = t.rows.iter().map(|(m, v)| (m.to_string(), *v)).collect();
+    if let Some((label, values)) = ours {
+        ensure!(
+            values.len() == t.columns.len(),
+            "{}: our row has {} values for {} columns",
+            t.title,
+            values.len(),
+            t.columns.len()
+        );
+        rows.push((format!("{label} (r1lab)"), values));
+    }
+    let mut cols = vec![Column::new("model".into(), rows.iter().map(|(m, _)| m.clone()).collect::<Vec<_>>())];
+    for (i, c) in t.columns.iter().enumerate() {
+        cols.push(Column::new(c.label.into(), rows.iter().map(|(_, v)| v[i]).collect::<Vec<_>>()));
+    }
+    Ok(DataFrame::new(rows.len(), cols)?)
+}
+
+/// Our value of each column of `t` from the report folder `dir` that `r1lab bench` wrote (`benchmarks.parquet`:
+/// benchmark, metric, value; `categories.parquet`: benchmark, key, value, accuracy); None where that benchmark
+/// was not evaluated, and an average only when all its parts exist (as the markdown reports).
+pub fn report_row(t: &PaperTable, dir: &Path) -> Result<Vec<Option<f64>>> {
+    let read = |name: &str| -> Result<DataFrame> {
+        let path = dir.join(name);
+        let file = std::fs::File::open(&path).with_context(|| {
+            format!("opening {}: point R1LAB_BENCH_REPORT at a `r1lab bench` output folder", path.display())
+        })?;
+        ParquetReader::new(file).finish().with_context(|| format!("reading {}", path.display()))
+    };
+    let (bench, cats) = (read("benchmarks.parquet")?, read("categories.parquet")?);
+    let strs = |df: &DataFrame, c: &str| -> Result<Vec<String>> {
+        let col = df.column(c).with_context(|| format!("{}: no column {c}", dir.display()))?;
+        Ok(col.str()?.iter().map(|v| v.unwrap_or_default().to_string()).collect())
+    };
+    let nums = |df: &DataFrame, c: &str| -> Result<Vec<Option<f64>>> {
+        let col = df.column(c).with_context(|| format!("{}: no column {c}", dir.display()))?;
+        Ok(col.f64()?.iter().collect())
+    };
+    let (b_name, b_metric, b_value) = (strs(&bench, "benchmark")?, strs(&bench, "metric")?, nums(&bench, "value")?);
+    let (c_name, c_key, c_value) = (strs(&cats, "benchmark")?, strs(&cats, "key")?, strs(&cats, "value")?);
+    let c_acc = nums(&cats, "accuracy")?;
+    let mut out: Vec<Option<f64>> = t
+        .columns
+        .iter()
+        .map(|c| match c.source {
+            Source::Metric(b, k) => {
+                (0..b_name.len()).find(|&i| b_name[i] == b.name() && b_metric[i] == k.name()).and_then(|i| b_value[i])
+            }
+            Source::Category(b, key, value) => (0..c_name.len())
+                .find(|&i| c_name[i] == b.name() && c_key[i] == key && c_value[i] == value)
+                .and_then(|i| c_acc[i]),
+            Source::Mean(_) => None,
+        })
+        .collect();
+    for (i, c) in t.columns.iter().enumerate() {
+        if let Source::Mean(parts) = c.source {
+            let vals: Option<Vec<f64>> = parts.iter().map(|&p| out[p]).collect();
+            out[i] = vals.map(|v| v.iter().sum::<f64>() / v.len() as f64);
+        }
+    }
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -175,5 +245,45 @@ mod tests {
         std::fs::write(&p, r#"{"average": {"accuracy": "34.8", "correct": 348, "total": 1000}}"#).unwrap();
         assert_eq!(published_average(&p).unwrap(), Some(34.8));
         assert_eq!(published_average(&dir.path().join("none.json")).unwrap(), None);
+    }
+
+    #[test]
+    fn paper_results_tables_have_the_papers_shape_and_our_row_from_a_bench_report() {
+        use crate::eval::bench::Benchmark;
+        use crate::eval::bench::report::{REVISUAL_R1_TAB2, VISION_R1_TAB1, write_parquet};
+        use crate::eval::bench::score::{CategoryRow, Metric, MetricKind, Summary, Tally};
+        let dir = tempfile::tempdir().unwrap();
+        let vista = Summary {
+            benchmark: Benchmark::MathVista,
+            metrics: vec![Metric {
+                benchmark: Benchmark::MathVista,
+                kind: MetricKind::Accuracy,
+                value: 61.5,
+                n: 1000,
+                samples: 1,
+            }],
+            categories: vec![CategoryRow {
+                benchmark: Benchmark::MathVista,
+                key: "task".into(),
+                value: "math word problem".into(),
+                tally: Tally { correct: 3.0, total: 4 },
+            }],
+        };
+        write_parquet(dir.path(), &[vista]).unwrap();
+        let ours = report_row(&VISION_R1_TAB1, dir.path()).unwrap();
+        assert_eq!(ours.len(), VISION_R1_TAB1.columns.len());
+        assert_eq!((ours[0], ours[4]), (Some(61.5), Some(75.0)), "{ours:?}");
+        // MathVerse, MM-Math and DynaMath were not evaluated: no average.
+        assert_eq!((ours[5], ours[8]), (None, None));
+        let t = paper_results_table(&VISION_R1_TAB1, Some(("tiny", &ours))).unwrap();
+        assert_eq!((t.height(), t.width()), (VISION_R1_TAB1.rows.len() + 1, VISION_R1_TAB1.columns.len() + 1));
+        let all = t.column("MathVista ALL").unwrap().f64().unwrap();
+        assert_eq!(all.get(3), Some(73.5), "Vision-R1-7B's published MathVista");
+        assert_eq!(all.get(t.height() - 1), Some(61.5));
+        let t2 = paper_results_table(&REVISUAL_R1_TAB2, None).unwrap();
+        assert_eq!(t2.height(), REVISUAL_R1_TAB2.rows.len());
+        assert!(paper_results_table(&REVISUAL_R1_TAB2, Some(("x", &ours))).is_err(), "wrong column count");
+        let err = format!("{:#}", report_row(&VISION_R1_TAB1, &dir.path().join("none")).unwrap_err());
+        assert!(err.contains("R1LAB_BENCH_REPORT"), "{err}");
     }
 }
