@@ -12,6 +12,10 @@ use r1lab::eval::bench::score::{MetricKind, Summary, dynamath, score_response, s
 use r1lab::eval::bench::{AnswerType, BenchItem, Benchmark, load};
 use r1lab::polars::prelude::{ParquetReader, SerReader};
 
+/// The layouts checked against the published repositories, on fixtures written in that layout.
+#[path = "bench_adapters/layouts.rs"]
+mod layouts;
+
 fn fixtures(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/bench").join(name)
 }

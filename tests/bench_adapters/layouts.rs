@@ -3,37 +3,15 @@
 //! `decoded_image` embedded), DynaMath's Hub shard names (`data/sample<k>-*.parquet`) and its
 //! parquet-converter form, and MathVerse's `image` field relative to the data folder
 //! (`images_version_6/...`) with `question_for_eval`.
-use std::path::{Path, PathBuf};
+use std::path::Path;
+
+use super::{copy_fixture, fixtures};
 
 use r1lab::eval::bench::mathverse::eval_questions;
 use r1lab::eval::bench::{BenchItem, Benchmark, load};
 use r1lab::polars::prelude::{
     Column, DataFrame, IntoColumn, IntoSeries, NamedFrom, ParquetWriter, Series, StructChunked,
 };
-
-fn fixtures(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/bench").join(name)
-}
-
-/// A copy of a fixture folder in a temporary directory.
-fn copy_fixture(name: &str) -> (tempfile::TempDir, PathBuf) {
-    fn copy(from: &Path, to: &Path) {
-        std::fs::create_dir_all(to).unwrap();
-        for e in std::fs::read_dir(from).unwrap() {
-            let e = e.unwrap();
-            let dest = to.join(e.file_name());
-            if e.file_type().unwrap().is_dir() {
-                copy(&e.path(), &dest);
-            } else {
-                std::fs::copy(e.path(), dest).unwrap();
-            }
-        }
-    }
-    let tmp = tempfile::tempdir().unwrap();
-    let root = tmp.path().join(name);
-    copy(&fixtures(name), &root);
-    (tmp, root)
-}
 
 fn without_images(items: &[BenchItem]) -> Vec<BenchItem> {
     items.iter().map(|i| BenchItem { images: vec![], ..i.clone() }).collect()
