@@ -333,22 +333,10 @@ mod tests {
     use super::*;
     use crate::repro::manifest::Manifest;
 
-    fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
-        for e in std::fs::read_dir(dir).unwrap() {
-            let p = e.unwrap().path();
-            if p.is_dir() {
-                walk(&p, out);
-            } else if p.extension().is_some_and(|x| x == "toml") {
-                out.push(p);
-            }
-        }
-    }
-
     #[test]
     fn every_checked_in_manifest_and_chain_loads() {
         let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-        let mut files = vec![];
-        walk(&root.join("experiments"), &mut files);
+        let files = crate::io::files_ending(&root.join("experiments"), ".toml");
         let (mut manifests, mut chains) = (0, 0);
         for f in files {
             if f.to_string_lossy().ends_with(".grid.toml") {

@@ -15,11 +15,11 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result, ensure};
 use serde::Serialize;
-use toml::{Table, Value};
+use toml::Table;
 
 use super::{Chain, DemoOptions, SummaryRow, run_options, run_stages, summary_table};
 use crate::io::write_atomic;
-use crate::repro::sweep::{mean_ci, set_dotted};
+use crate::repro::sweep::{mean_ci, set_seed};
 
 /// The metrics summarized over seeds.
 const KEYS: [&str; 3] = ["heldout.acc", "heldout.format", "heldout.len"];
@@ -86,7 +86,7 @@ fn seeded_manifests(chain: &Chain, opts: &DemoOptions, seed: u64, root: &std::pa
         let path = opts.repo_root.join(m);
         let text = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
         let mut t: Table = text.parse().with_context(|| format!("{} is not TOML", path.display()))?;
-        set_dotted(&mut t, "seeds.base", Value::Integer(i64::try_from(seed).context("seed too large")?))?;
+        set_seed(&mut t, seed)?;
         let file = dir.join(format!("{i}.toml"));
         write_atomic(&file, toml::to_string_pretty(&t)?.as_bytes())?;
         out.push(file);

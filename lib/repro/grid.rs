@@ -59,7 +59,7 @@ use crate::io::write_atomic;
 use crate::pipeline::{RunControl, RunOptions, run_manifest_with};
 use crate::repro::manifest::{Manifest, TrainSettings};
 use crate::repro::record::{CodeState, RunRecord, run_id};
-use crate::repro::sweep::{self, Axis, CellSummary, SweepRow, SweepSpec, set_dotted};
+use crate::repro::sweep::{self, Axis, CellSummary, SweepRow, SweepSpec, set_seed};
 
 /// A grid file.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -382,7 +382,7 @@ fn run_chains(grid: &Grid, opts: &RunOptions, out: &Path) -> Result<Vec<CellSumm
             for (i, m) in chain.manifests.iter().enumerate() {
                 let mut t: Table =
                     read(&opts.repo_root, m)?.parse().with_context(|| format!("{} is not TOML", m.display()))?;
-                set_dotted(&mut t, "seeds.base", Value::Integer(i64::try_from(seed).context("seed too large")?))?;
+                set_seed(&mut t, seed)?;
                 let text = toml::to_string_pretty(&t)?;
                 let manifest =
                     Manifest::from_toml_str(&text).with_context(|| format!("{} with seed {seed}", m.display()))?;

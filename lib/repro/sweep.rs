@@ -103,6 +103,11 @@ pub struct PlannedRun {
     pub text: String,
 }
 
+/// Sets `seeds.base` of a manifest table to `seed` (sweeps, grid chains and `demo --seeds` all pair runs by it).
+pub fn set_seed(table: &mut Table, seed: u64) -> Result<()> {
+    set_dotted(table, "seeds.base", Value::Integer(i64::try_from(seed).context("seed too large")?))
+}
+
 /// Sets `key` (dotted; numbers index arrays) in `table` to `value`.
 pub fn set_dotted(table: &mut Table, key: &str, value: Value) -> Result<()> {
     let parts: Vec<&str> = key.split('.').collect();
@@ -167,7 +172,7 @@ pub fn plan(base_text: &str, spec: &SweepSpec) -> Result<Vec<PlannedRun>> {
                 }
                 values.push((axis.key.clone(), show_sets(&axis.values[v])));
             }
-            set_dotted(&mut t, "seeds.base", Value::Integer(i64::try_from(seed).context("seed too large")?))?;
+            set_seed(&mut t, seed)?;
             set_dotted(&mut t, "id", Value::String(format!("{paper}/{stage}_c{cell}")))?;
             let text = toml::to_string_pretty(&t)?;
             let shown: Vec<String> = values.iter().map(|(k, v)| format!("{k}={v}")).collect();

@@ -1,22 +1,10 @@
 //! Grid tests: the checked-in grid files, coupled axes, chains beside axes, and the table beside the paper's.
 use super::*;
 
-fn grids(dir: &Path, out: &mut Vec<PathBuf>) {
-    for e in std::fs::read_dir(dir).unwrap() {
-        let p = e.unwrap().path();
-        if p.is_dir() {
-            grids(&p, out);
-        } else if p.to_string_lossy().ends_with(".grid.toml") {
-            out.push(p);
-        }
-    }
-}
-
 #[test]
 fn every_checked_in_grid_parses_and_every_cell_validates() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let mut files = vec![];
-    grids(&root.join("experiments"), &mut files);
+    let files = crate::io::files_ending(&root.join("experiments"), ".grid.toml");
     assert!(files.len() >= 8, "expected the 4 paper grids and their 4 embedded twins, found {files:?}");
     for f in &files {
         let g = Grid::load(f).unwrap_or_else(|e| panic!("{e:#}"));
