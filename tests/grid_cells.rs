@@ -13,36 +13,26 @@ mod common;
 use std::path::{Path, PathBuf};
 
 use r1lab::data::synthetic::Split;
-use r1lab::hub::{Hub, HubOptions};
-use r1lab::model::tiny::{TinySpec, install};
-use r1lab::pipeline::resolve::Roots;
 use r1lab::pipeline::{RunControl, RunOptions, run_manifest_with};
 use r1lab::repro::checkpoint;
 use r1lab::repro::grid::run_grid;
-use r1lab::repro::lock::lock_file;
 use r1lab::repro::manifest::TrainSettings;
 
-struct Setup {
-    root: tempfile::TempDir,
-    hub: HubOptions,
-    revision: String,
-}
+type Setup = common::Workspace;
 
 /// The tiny model in an offline Hub cache and synthetic RL data (`data/rl/{train,test}.parquet`).
 fn setup() -> Setup {
-    let root = tempfile::tempdir().unwrap();
-    let hub = HubOptions { offline: true, ..HubOptions::new(root.path().join("hub")) };
-    let repo = install(&TinySpec::small(), &hub.cache_dir).unwrap();
+    let s = Setup::new();
     let cfg = r1lab::data::synthetic::Config { seed: 0, level: 1, size: 112 };
     let families = [r1lab::data::synthetic::Family::ALL[0]];
-    let rl = root.path().join("data/rl");
+    let rl = s.root.path().join("data/rl");
     r1lab::data::synthetic::export::export(&rl, &families, &cfg, Split::Train, 2).unwrap();
     r1lab::data::synthetic::export::export(&rl, &families, &cfg, Split::Test, 2).unwrap();
-    Setup { root, hub, revision: repo.revision }
+    s
 }
 
 fn opts(s: &Setup) -> RunOptions {
-    common::test_run_options(s.root.path(), &s.root.path().join("runs"), &s.hub)
+    s.run_options()
 }
 
 const SYSTEM: &str = "Think in <think> </think>, answer in <answer> </answer>.";
@@ -76,10 +66,7 @@ fn manifest(s: &Setup, name: &str, data: &str, train: &str) -> PathBuf {
     let path = s.root.path().join(format!("{name}.toml"));
     std::fs::write(&path, text).unwrap();
     // Locking lists the model's files (an unlisted Hub snapshot is refused) and pins the data.
-    let roots = Roots { repo: s.root.path().to_path_buf(), runs: s.root.path().join("runs") };
-    let (locked, report) = lock_file(&path, &roots, &Hub::new(s.hub.clone())).unwrap();
-    assert!(report.is_locked(), "{:?}", report.unresolved);
-    locked
+    s.lock(&path)
 }
 
 #[test]

@@ -19,35 +19,26 @@ mod common;
 use std::path::{Path, PathBuf};
 
 use polars::prelude::{Column, ParquetReader, ParquetWriter, SerReader};
-use r1lab::hub::{Hub, HubOptions};
-use r1lab::model::tiny::{TinySpec, install};
-use r1lab::pipeline::resolve::Roots;
 use r1lab::pipeline::{RunControl, RunOptions, run_manifest_with};
-use r1lab::repro::lock::lock_file;
 use r1lab::repro::manifest::Manifest;
 use r1lab::repro::record::Metrics;
 use r1lab::repro::replay::{Level, ReplayOptions, replay_with};
 
 /// A temp folder with the tiny model in an offline Hub cache and cold-start (SFT) and RL data.
-struct Setup {
-    root: tempfile::TempDir,
-    hub: HubOptions,
-}
+type Setup = common::Workspace;
 
 fn setup() -> Setup {
-    let root = tempfile::tempdir().unwrap();
-    let hub = HubOptions { offline: true, ..HubOptions::new(root.path().join("hub")) };
-    install(&TinySpec::small(), &hub.cache_dir).unwrap();
-    common::bridged_data(&root.path().join("data/cold"), 3);
+    let s = Setup::new();
+    common::bridged_data(&s.root.path().join("data/cold"), 3);
     let cfg = r1lab::data::synthetic::Config { seed: 0, level: 1, size: 112 };
     let families = r1lab::data::synthetic::Family::ALL;
     let split = r1lab::data::synthetic::Split::Train;
-    r1lab::data::synthetic::export::export(&root.path().join("data/rl"), &families, &cfg, split, 2).unwrap();
-    Setup { root, hub }
+    r1lab::data::synthetic::export::export(&s.root.path().join("data/rl"), &families, &cfg, split, 2).unwrap();
+    s
 }
 
 fn opts(s: &Setup) -> RunOptions {
-    common::test_run_options(s.root.path(), &s.root.path().join("runs"), &s.hub)
+    s.run_options()
 }
 
 fn head(name: &str) -> String {
@@ -75,10 +66,7 @@ fn sft_text(name: &str, examples: u64, accumulation: u32, replay: &str) -> Strin
 fn locked(s: &Setup, name: &str, text: &str) -> PathBuf {
     let path = s.root.path().join(format!("{name}.toml"));
     std::fs::write(&path, text).unwrap();
-    let roots = Roots { repo: s.root.path().to_path_buf(), runs: s.root.path().join("runs") };
-    let (locked, report) = lock_file(&path, &roots, &Hub::new(s.hub.clone())).unwrap();
-    assert!(report.is_locked(), "{:?}", report.unresolved);
-    locked
+    s.lock(&path)
 }
 
 fn run(s: &Setup, path: &Path) -> PathBuf {

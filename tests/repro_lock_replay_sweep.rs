@@ -16,8 +16,7 @@ use std::path::{Path, PathBuf};
 
 use polars::prelude::{ParquetReader, SerReader};
 use r1lab::data::synthetic::Split;
-use r1lab::hub::{Hub, HubOptions};
-use r1lab::model::tiny::{TinySpec, install};
+use r1lab::hub::Hub;
 use r1lab::pipeline::resolve::Roots;
 use r1lab::pipeline::{RunControl, RunOptions, run_manifest_with};
 use r1lab::repro::lock::lock_file;
@@ -26,22 +25,15 @@ use r1lab::repro::replay::replay;
 use r1lab::repro::sweep::{Axis, SweepSpec, run_sweep};
 
 /// A temp folder with the tiny model in an offline Hub cache (`refs/main` → its commit) and cold-start data.
-struct Setup {
-    root: tempfile::TempDir,
-    hub: HubOptions,
-    revision: String,
-}
+type Setup = common::Workspace;
 
 fn setup() -> Setup {
-    let root = tempfile::tempdir().unwrap();
-    let hub = HubOptions { offline: true, ..HubOptions::new(root.path().join("hub")) };
-    let spec = TinySpec::small();
-    let repo = install(&spec, &hub.cache_dir).unwrap();
-    common::bridged_data(&root.path().join("data/cold"), 3);
+    let s = Setup::new();
+    common::bridged_data(&s.root.path().join("data/cold"), 3);
     let cfg = r1lab::data::synthetic::Config { seed: 0, level: 1, size: 112 };
     let families = r1lab::data::synthetic::Family::ALL;
-    r1lab::data::synthetic::export::export(&root.path().join("data/rl"), &families, &cfg, Split::Train, 2).unwrap();
-    Setup { root, hub, revision: repo.revision }
+    r1lab::data::synthetic::export::export(&s.root.path().join("data/rl"), &families, &cfg, Split::Train, 2).unwrap();
+    s
 }
 
 /// An unlocked SFT manifest: the model by branch name, the data by folder, `examples` records in batches of 4.
@@ -64,17 +56,15 @@ fn manifest(s: &Setup, name: &str, examples: u64) -> PathBuf {
 
 /// [`manifest`] locked: the runnable copy (an unlocked `main` revision is refused by the Hub layer).
 fn locked_manifest(s: &Setup, name: &str, examples: u64) -> PathBuf {
-    let (path, report) = lock_file(&manifest(s, name, examples), &roots(s), &Hub::new(s.hub.clone())).unwrap();
-    assert!(report.is_locked(), "{:?}", report.unresolved);
-    path
+    s.lock(&manifest(s, name, examples))
 }
 
 fn opts(s: &Setup) -> RunOptions {
-    common::test_run_options(s.root.path(), &s.root.path().join("runs"), &s.hub)
+    s.run_options()
 }
 
 fn roots(s: &Setup) -> Roots {
-    Roots { repo: s.root.path().to_path_buf(), runs: s.root.path().join("runs") }
+    s.roots()
 }
 
 const LOCKED: RunControl = RunControl { require_locked: true, max_steps: None, record_root: None };

@@ -116,3 +116,36 @@ pub fn test_run_options(repo_root: &Path, runs_root: &Path, hub: &HubOptions) ->
         hub: hub.clone(),
     }
 }
+
+/// A temp folder with the tiny model in an offline Hub cache (`refs/main` → `revision`); runs go to `<root>/runs`.
+/// The lock, replay and grid tests add their data under `<root>/data`.
+pub struct Workspace {
+    pub root: tempfile::TempDir,
+    pub hub: HubOptions,
+    pub revision: String,
+}
+
+impl Workspace {
+    pub fn new() -> Self {
+        let root = tempfile::tempdir().unwrap();
+        let hub = HubOptions { offline: true, ..HubOptions::new(root.path().join("hub")) };
+        let repo = r1lab::model::tiny::install(&r1lab::model::tiny::TinySpec::small(), &hub.cache_dir).unwrap();
+        Workspace { root, hub, revision: repo.revision }
+    }
+
+    pub fn roots(&self) -> r1lab::pipeline::resolve::Roots {
+        r1lab::pipeline::resolve::Roots { repo: self.root.path().to_path_buf(), runs: self.root.path().join("runs") }
+    }
+
+    pub fn run_options(&self) -> RunOptions {
+        test_run_options(self.root.path(), &self.root.path().join("runs"), &self.hub)
+    }
+
+    /// Locks the manifest at `path` (its inputs resolved in this workspace); returns the locked copy.
+    pub fn lock(&self, path: &Path) -> PathBuf {
+        let hub = r1lab::hub::Hub::new(self.hub.clone());
+        let (locked, report) = r1lab::repro::lock::lock_file(path, &self.roots(), &hub).unwrap();
+        assert!(report.is_locked(), "{:?}", report.unresolved);
+        locked
+    }
+}
