@@ -9,6 +9,9 @@
 //! `data.filters` override the checkpoint's `preprocessor_config.json`; `data.format_prompt` is appended to every
 //! question and `data.system_prompt` sent as the system message (training and evaluation prompts). Rollouts never
 //! sample `<|image_pad|>` / `<|video_pad|>` ([`crate::model::sampling::SamplingParams::suppress_tokens`]).
+//! A mixed `data.source` is read by [`super::mixed`]. Under dynamic sampling (`train.dynamic_sampling`) each step
+//! logs `dynamic_{kept,generated,signal}_groups` and `dynamic_gen_batches`, and checkpoints keep the data cursor
+//! (`gen_batches` in `trainer.json`).
 use std::collections::BTreeMap;
 use std::path::Path;
 
@@ -27,7 +30,7 @@ use crate::processor::chat::{ChatProcessor, PREPROCESSOR_CONFIG_FILE};
 use crate::processor::image::ImageProcessorConfig;
 use crate::repro::checkpoint::{self, CheckpointParts, TrainerKind, TrainerState};
 use crate::repro::fingerprint::{bits, digest_f64, digest_i64};
-use crate::repro::manifest::{DataFilters, GrpoSettings};
+use crate::repro::manifest::{DataFilters, GrpoSettings, Source};
 use crate::rl::reward::{Reward, RewardFn};
 use crate::rl::rollout::RlPrompt;
 use crate::rl::run::{GrpoRunConfig, GrpoRunner};
@@ -35,6 +38,9 @@ use crate::rl::trainer::{SampleRow, StepMetrics};
 
 /// The curves drawn into `plots/`.
 const PLOTS: [&str; 6] = ["reward_mean", "accuracy", "format_rate", "response_len_mean", "kl", "entropy"];
+
+/// The `trainer.json` counter of the data cursor under dynamic sampling (`rl::run::GrpoRunner::gen_batches`).
+const GEN_BATCHES: &str = "gen_batches";
 
 /// Sequences per generate / log-prob call.
 const CHUNK: usize = 64;
@@ -115,6 +121,10 @@ fn step_values(m: &StepMetrics, stage: usize) -> Vec<(&'static str, f64)> {
         ("entropy_coef", u.entropy.map(|_| u.entropy_coef)),
         ("pad_effective", m.pad_effective.map(|x| x as f64)),
         ("pad_selected", m.pad_selected.map(|x| x as f64)),
+        ("dynamic_kept_groups", m.dynamic.map(|d| d.kept as f64)),
+        ("dynamic_generated_groups", m.dynamic.map(|d| d.generated as f64)),
+        ("dynamic_signal_groups", m.dynamic.map(|d| d.with_signal as f64)),
+        ("dynamic_gen_batches", m.dynamic.map(|d| d.gen_batches as f64)),
     ];
     v.extend(optional.into_iter().filter_map(|(k, x)| x.map(|x| (k, x))));
     v
@@ -232,8 +242,28 @@ pub fn run_stage(ctx: &mut StageContext, s: &GrpoSettings) -> Result<BTreeMap<St
     let image_cfg = image_config(&ctx.model_dir, filters)?;
     let max_prompt = filters.max_prompt_tokens.unwrap_or(u64::from(s.sampling.max_prompt_tokens)) as usize;
     let (format_prompt, system) = (ctx.manifest.data.format_prompt.as_deref(), system_prompt(ctx));
-    let (data, dropped) =
-        load_prompts(&ctx.data_file, &processor, &image_cfg, max_prompt, filters.max_examples, format_prompt, system)?;
+    let (data, dropped) = match &ctx.manifest.data.source {
+        Source::Mixed { mix, .. } => super::mixed::load_mixed_prompts(
+            &ctx.data_files,
+            *mix,
+            ctx.manifest.seeds.base,
+            &processor,
+            &image_cfg,
+            max_prompt,
+            filters.max_examples,
+            format_prompt,
+            system,
+        )?,
+        _ => load_prompts(
+            &ctx.data_file,
+            &processor,
+            &image_cfg,
+            max_prompt,
+            filters.max_examples,
+            format_prompt,
+            system,
+        )?,
+    };
     let eos = eos_token_ids(&model, &processor);
     let suppress = vec![model.config.image_token_id, model.config.video_token_id];
     let cfg = GrpoRunConfig::from_settings(s, ctx.manifest.seeds.base, eos, suppress, CHUNK)?;
@@ -251,6 +281,7 @@ pub fn run_stage(ctx: &mut StageContext, s: &GrpoSettings) -> Result<BTreeMap<St
         info.require_manifest(&manifest_sha)?;
         checkpoint::load_into(&info, runner.policy, Some(&mut runner.optimizer), runner.reference.as_mut())?;
         (runner.next_step, runner.updates) = (info.trainer.next_step, info.trainer.updates);
+        runner.gen_batches = info.trainer.counters.get(GEN_BATCHES).copied().unwrap_or(runner.next_step);
         ctx.restore(runner.next_step)?;
     } else {
         ctx.metrics.log(0, &[("prompts_dropped_for_length", dropped as f64)])?;
@@ -281,7 +312,11 @@ pub fn run_stage(ctx: &mut StageContext, s: &GrpoSettings) -> Result<BTreeMap<St
                 stage: pos.stage,
                 manifest_sha256: manifest_sha.clone(),
                 run_id: run_id.clone(),
-                counters: BTreeMap::new(),
+                // The data cursor, when dynamic sampling lets it run ahead of the step.
+                counters: match runner.cfg.dynamic {
+                    Some(_) => BTreeMap::from([(GEN_BATCHES.to_string(), runner.gen_batches)]),
+                    None => BTreeMap::new(),
+                },
             };
             let parts = CheckpointParts {
                 model: runner.policy,

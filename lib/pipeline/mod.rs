@@ -14,6 +14,7 @@
 //!    failed with the error and return the error.
 pub mod eval_only;
 pub mod grpo;
+pub mod mixed;
 pub mod resolve;
 pub mod sft;
 
@@ -90,6 +91,8 @@ pub struct StageContext<'a> {
     pub manifest: &'a Manifest,
     pub model_dir: PathBuf,
     pub data_file: PathBuf,
+    /// Every training data file: `[data_file]`, or one per member of a mixed source (`data_file` is the first).
+    pub data_files: Vec<PathBuf>,
     pub suites: Vec<SuiteData>,
     pub device: Device,
     pub kind: Kind,
@@ -200,10 +203,10 @@ pub fn run_manifest_with(path: &Path, opts: &RunOptions, control: &RunControl) -
         TrainSettings::Sft(_) => "json",
         TrainSettings::Grpo(_) | TrainSettings::EvalOnly(_) => "parquet",
     };
-    let data = resolve::data_file(&manifest.data.source, &manifest.data.split, ext, &roots, &hub, "data")
-        .context("resolving data.source")?;
+    let (data_files, data_inputs) =
+        mixed::data_files(&manifest.data, ext, &roots, &hub).context("resolving data.source")?;
     let mut inputs = model.inputs.clone();
-    inputs.extend(data.inputs.clone());
+    inputs.extend(data_inputs);
     let mut suites = Vec::new();
     for (i, suite) in manifest.eval.iter().enumerate() {
         let r =
@@ -225,7 +228,8 @@ pub fn run_manifest_with(path: &Path, opts: &RunOptions, control: &RunControl) -
     let mut ctx = StageContext {
         manifest: &manifest,
         model_dir: model.path,
-        data_file: data.path,
+        data_file: data_files[0].clone(),
+        data_files,
         suites,
         device,
         kind,

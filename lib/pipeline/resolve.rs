@@ -7,6 +7,7 @@
 //!   the given sha256 (error naming the file otherwise).
 //! - `parent_run`: the checkpoint of a finished run of the parent stage at that step whose parameter hash
 //!   matches ([`crate::repro::checkpoint::find_parent`]); its `model/` folder is the model.
+//! - `mixed`: several data files; resolved member by member by [`super::mixed::data_files`], not here.
 //!
 //! The recorded inputs are `<role>/<file name>` → sha256 of each file used (the data file itself for data, not
 //! the images it references).
@@ -71,6 +72,7 @@ pub fn model_dir(source: &Source, roots: &Roots, hub: &Hub) -> Result<Resolved> 
             inputs.insert(format!("parent/{stage}@{step}"), sha256);
             Resolved { path: dir, inputs }
         }
+        Source::Mixed { .. } => bail!("a mixed source is training data, not a model"),
     };
     Ok(r)
 }
@@ -110,6 +112,9 @@ pub fn data_file(source: &Source, split: &str, ext: &str, roots: &Roots, hub: &H
             Ok(Resolved { path: file, inputs })
         }
         Source::ParentRun { .. } => bail!("a parent run is a model source, not a data source"),
+        Source::Mixed { .. } => {
+            bail!("a mixed source has one file per member; resolve it with `pipeline::mixed::data_files`")
+        }
     }
 }
 

@@ -13,6 +13,8 @@
 //!   so re-locking after an intended change works; `run` is what refuses an unintended one).
 //! - `parent_run`: `step` and `sha256` of the final checkpoint of the newest finished run of the parent stage
 //!   ([`resolve::newest_parent`]), unless already pinned.
+//! - `mixed` (a mixed `data.source`, `repro::manifest::mix`): every member is locked as above with its own split;
+//!   the mix is pinned only when every member is, else the members that could not be are named.
 //!
 //! `lock = { state = "locked" }` is set only when every source is pinned; otherwise the manifest stays unlocked
 //! and `lock.reason` names every source that could not be resolved and why (a branch not in the cache while
@@ -181,6 +183,29 @@ fn lock_source(src: &Source, role: Role, roots: &Roots, hub: &Hub) -> Result<Pin
                     format!("{stage}@{step} {sha}"),
                 )),
                 Err(e) => Ok(Pin::Unresolved(format!("parent run of {stage} not found ({e:#})"))),
+            }
+        }
+        // Every member is locked as a data source of its own split; the mix is pinned when all members are.
+        Source::Mixed { mix, members } => {
+            let ext = match role {
+                Role::Data { ext, .. } => ext,
+                Role::Model => anyhow::bail!("a mixed source is training data, not a model"),
+            };
+            let (mut pinned, mut what, mut why) = (members.clone(), Vec::new(), Vec::new());
+            for (i, m) in members.iter().enumerate() {
+                let role = Role::Data { split: &m.split, ext };
+                match lock_source(&m.source, role, roots, hub).with_context(|| format!("locking members[{i}]"))? {
+                    Pin::Done(src, w) => {
+                        pinned[i].source = src;
+                        what.push(format!("members[{i}]: {w}"));
+                    }
+                    Pin::Unresolved(r) => why.push(format!("members[{i}]: {r}")),
+                }
+            }
+            if why.is_empty() {
+                Ok(Pin::Done(Source::Mixed { mix: *mix, members: pinned }, what.join("; ")))
+            } else {
+                Ok(Pin::Unresolved(why.join("; ")))
             }
         }
     }

@@ -285,15 +285,15 @@ fn next_replay_dir(run_dir: &Path) -> Result<PathBuf> {
 /// The inputs of `m` as `r1lab run` records them, and the resolved training data file.
 fn resolve_inputs(m: &Manifest, roots: &Roots, hub: &Hub) -> Result<(BTreeMap<String, String>, PathBuf)> {
     let mut inputs = resolve::model_dir(&m.model.source, roots, hub).context("resolving model.source")?.inputs;
-    let data = resolve::data_file(&m.data.source, &m.data.split, data_ext(&m.train), roots, hub, "data")
-        .context("resolving data.source")?;
-    inputs.extend(data.inputs);
+    let (data_files, data_inputs) =
+        crate::pipeline::mixed::data_files(&m.data, data_ext(&m.train), roots, hub).context("resolving data.source")?;
+    inputs.extend(data_inputs);
     for (i, s) in m.eval.iter().enumerate() {
         let r = resolve::data_file(&s.source, &s.split, "parquet", roots, hub, &format!("eval/{}", s.name))
             .with_context(|| format!("resolving eval[{i}] ({})", s.name))?;
         inputs.extend(r.inputs);
     }
-    Ok((inputs, data.path))
+    Ok((inputs, data_files[0].clone()))
 }
 
 /// L0 over the first `k` steps' data order.

@@ -2,6 +2,7 @@
 //! losses, PAD. Each file's header names the equation or reference code it implements
 //! (../shared/reference/papers_spec.md) and every deliberate deviation.
 pub mod advantage;
+pub mod dynamic;
 pub mod entropy;
 pub mod experience;
 pub mod grader;

@@ -10,6 +10,11 @@
 //!   one (moments zero; the update counter `u` of the LR and entropy schedules keeps counting — deliberate, so the
 //!   annealed entropy coefficient does not restart), and [`ReferencePolicy::StageInit`] copies the current policy
 //!   into the reference.
+//! - **Data cursor** ([`GrpoRunner::gen_batches`]): the rollout batches drawn so far. Without dynamic sampling it
+//!   equals the step, so step `s` takes batch `s` as above and its rollout seeds use `s`. Under DAPO dynamic
+//!   sampling ([`super::dynamic`]) a step may draw several batches: draw `c` of the cursor takes the batch the
+//!   rule above gives for index `c`, seeded with `c` in place of the step, and the cursor is checkpointed (the
+//!   `gen_batches` counter of `trainer.json`) so a resumed run draws what the uninterrupted one drew.
 //! - **Reference**: built as a frozen copy of the initial policy when the loss has a KL term; none otherwise.
 //!
 //! Deliberate deviations: EasyR1 reshuffles with a torch generator seeded once per run; the permutation here is
@@ -18,12 +23,13 @@ use anyhow::{Result, ensure};
 use tch::Tensor;
 
 use super::advantage::AdvantageConfig;
+use super::dynamic::{self, DynamicSampling, DynamicStats, Next};
 use super::loss::ActorLoss;
 use super::pad::Pad;
 use super::reward::RewardFn;
-use super::rollout::RlPrompt;
+use super::rollout::{RlPrompt, Rollout, RolloutSeeds};
 use super::schedule::{OptimizerCarry, Ptst, ReferencePolicy, StagePosition};
-use super::trainer::{GrpoConfig, GrpoState, SampleRow, StepMetrics, grpo_step};
+use super::trainer::{Generated, GrpoConfig, GrpoState, SampleRow, StepMetrics, generate_scored, train_on};
 use super::update::UpdateConfig;
 use crate::model::qwen2_5_vl::Qwen2_5_VL;
 use crate::model::sampling::SamplingParams;
@@ -47,6 +53,8 @@ pub struct GrpoRunConfig {
     pub sampling: SamplingParams,
     pub advantage: AdvantageConfig,
     pub pad: Option<(Pad, bool)>,
+    /// DAPO dynamic sampling (None: every drawn group is trained on).
+    pub dynamic: Option<DynamicSampling>,
     pub loss: ActorLoss,
     pub grad_clip: Option<f64>,
     pub adamw: AdamWConfig,
@@ -68,6 +76,10 @@ impl GrpoRunConfig {
             self.rollout_prompts
         );
         self.lr.validate()?;
+        if let Some(d) = &self.dynamic {
+            d.validate()?;
+            ensure!(self.pad.is_none(), "dynamic sampling and PAD both choose the training batch; use one of them");
+        }
         self.stage_config(&self.ptst.stages[0]).validate()
     }
 
@@ -104,6 +116,7 @@ impl GrpoRunConfig {
             },
             advantage: s.advantage(),
             pad: s.pad.map(|p| (p.method.into(), p.normalize_by_length)),
+            dynamic: s.dynamic_sampling(),
             loss: s.actor_loss(),
             grad_clip: o.grad_clip,
             adamw: AdamWConfig {
@@ -162,6 +175,8 @@ pub struct GrpoRunner<'a> {
     pub next_step: u64,
     /// Mini-batch updates done.
     pub updates: u64,
+    /// The data cursor: rollout batches drawn so far (= `next_step` without dynamic sampling).
+    pub gen_batches: u64,
 }
 
 impl<'a> GrpoRunner<'a> {
@@ -176,7 +191,7 @@ impl<'a> GrpoRunner<'a> {
             Some(_) => Some(policy.frozen_copy()?),
             None => None,
         };
-        Ok(Self { cfg, policy, reference, optimizer, next_step: 0, updates: 0 })
+        Ok(Self { cfg, policy, reference, optimizer, next_step: 0, updates: 0, gen_batches: 0 })
     }
 
     pub fn is_done(&self) -> bool {
@@ -199,9 +214,8 @@ impl<'a> GrpoRunner<'a> {
         if pos.is_stage_boundary() {
             self.enter_stage()?;
         }
-        let prompts: Vec<RlPrompt> =
-            self.cfg.batch_indices(step, data.len()).into_iter().map(|i| shallow_copy(&data[i])).collect();
         let stage_cfg = self.cfg.stage_config(&pos.spec);
+        let (prompts, generated, dynamic_stats) = self.draw(data, &stage_cfg, reward, step, pad_id, &decode)?;
         let lr = self.cfg.lr;
         let mut state = GrpoState {
             policy: &*self.policy,
@@ -209,13 +223,82 @@ impl<'a> GrpoRunner<'a> {
             optimizer: &mut self.optimizer,
             updates: self.updates,
         };
-        let (metrics, samples) =
-            grpo_step(&mut state, &prompts, &stage_cfg, reward, self.cfg.base_seed, step, pad_id, decode, |u| {
+        let (mut metrics, samples) =
+            train_on(&mut state, &prompts, generated, &stage_cfg, self.cfg.base_seed, step, pad_id, |u| {
                 lr.lr(u as usize)
             })?;
+        metrics.dynamic = dynamic_stats;
         self.updates = state.updates;
         self.next_step += 1;
         Ok((pos, metrics, samples))
+    }
+
+    /// The prompts and scored rollouts step `step` trains on: the cursor's next batch, or under dynamic
+    /// sampling as many batches as it takes (see [`super::dynamic`]). Advances the cursor.
+    fn draw(
+        &mut self,
+        data: &[RlPrompt],
+        cfg: &GrpoConfig,
+        reward: &dyn RewardFn,
+        step: u64,
+        pad_id: i64,
+        decode: &impl Fn(&[i64]) -> Result<String>,
+    ) -> Result<(Vec<RlPrompt>, Generated, Option<DynamicStats>)> {
+        let started = std::time::Instant::now();
+        let base = self.cfg.base_seed;
+        let batch = |c: u64| -> Vec<RlPrompt> {
+            self.cfg.batch_indices(c, data.len()).into_iter().map(|i| shallow_copy(&data[i])).collect()
+        };
+        let Some(dyn_cfg) = self.cfg.dynamic else {
+            // Without dynamic sampling the cursor is the step itself (so a resume needs only `next_step`).
+            let c = step;
+            let prompts = batch(c);
+            let seeds = RolloutSeeds::rollout(base, c);
+            let (rollouts, scores) = generate_scored(&*self.policy, &prompts, cfg, reward, seeds, pad_id, decode)?;
+            self.gen_batches = step + 1;
+            let generated = Generated { rollouts, scores, started, time_rollout_s: started.elapsed().as_secs_f64() };
+            return Ok((prompts, generated, None));
+        };
+        let target = self.cfg.rollout_prompts;
+        let mut kept: Vec<RlPrompt> = Vec::with_capacity(target);
+        let (mut rollouts, mut scores): (Vec<Rollout>, Vec<_>) = (Vec::new(), Vec::new());
+        let mut stats = DynamicStats::default();
+        loop {
+            let c = self.gen_batches;
+            let prompts = batch(c);
+            let seeds = RolloutSeeds::rollout(base, c);
+            let (rs, ss) = generate_scored(&*self.policy, &prompts, cfg, reward, seeds, pad_id, decode)?;
+            self.gen_batches += 1;
+            stats.gen_batches += 1;
+            stats.generated += prompts.len();
+            let prompt_of: Vec<usize> = rs.iter().map(|r| r.prompt).collect();
+            let signal = dynamic::groups_with_signal(&dyn_cfg.values(&ss)?, &prompt_of, prompts.len())?;
+            stats.with_signal += signal.iter().filter(|&&s| s).count();
+            let mut slot = vec![None; prompts.len()];
+            for (p, prompt) in prompts.into_iter().enumerate() {
+                if signal[p] && kept.len() < target {
+                    slot[p] = Some(kept.len());
+                    kept.push(prompt);
+                }
+            }
+            for (mut r, s) in rs.into_iter().zip(ss) {
+                if let Some(k) = slot[r.prompt] {
+                    r.prompt = k;
+                    rollouts.push(r);
+                    scores.push(s);
+                }
+            }
+            match dynamic::next(kept.len(), target, stats.gen_batches, dyn_cfg.max_gen_batches) {
+                Next::Train => break,
+                Next::Draw => continue,
+                Next::Exhausted => {
+                    return Err(dynamic::exhausted(step, stats.with_signal, target, dyn_cfg.max_gen_batches));
+                }
+            }
+        }
+        stats.kept = kept.len();
+        let generated = Generated { rollouts, scores, started, time_rollout_s: started.elapsed().as_secs_f64() };
+        Ok((kept, generated, Some(stats)))
     }
 
     fn enter_stage(&mut self) -> Result<()> {

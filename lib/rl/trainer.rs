@@ -13,6 +13,9 @@
 //!    skips the update of this step, which is counted.
 //! 6. [`super::update::update`]: mini-batches of `update_prompts × group_size` sequences.
 //!
+//! [`grpo_step`] is [`generate_scored`] (steps 1–2) then [`train_on`] (steps 3–6); `rl::run` calls the two
+//! halves itself under DAPO dynamic sampling ([`super::dynamic`]), which draws several batches before training.
+//!
 //! Deliberate deviations: none in the algorithm. Timing splits are wall-clock seconds of this process
 //! (rollout / log-prob / update); `tokens_per_s` counts prompt + response tokens of the rollout batch over the
 //! whole step, like EasyR1's `perf/throughput` per device.
@@ -22,6 +25,7 @@ use anyhow::{Result, ensure};
 use tch::{Kind, Tensor};
 
 use super::advantage::{AdvantageConfig, sequence_advantages};
+use super::dynamic::DynamicStats;
 use super::experience::{Experience, log_probs_no_grad};
 use super::pad::{self, Pad};
 use super::reward::{RewardFn, RewardScore};
@@ -110,6 +114,8 @@ pub struct StepMetrics {
     pub pad_selected: Option<usize>,
     /// No update ran (PAD selected nothing).
     pub update_skipped: bool,
+    /// Kept / generated groups under DAPO dynamic sampling (None without it).
+    pub dynamic: Option<DynamicStats>,
     pub update: UpdateMetrics,
     pub tokens_per_s: f64,
     pub time_rollout_s: f64,
@@ -142,23 +148,63 @@ pub fn grpo_step(
     decode: impl Fn(&[i64]) -> Result<String>,
     lr: impl Fn(u64) -> f64,
 ) -> Result<(StepMetrics, Vec<SampleRow>)> {
+    let t0 = Instant::now();
+    let (rollouts, scores) =
+        generate_scored(state.policy, prompts, cfg, reward, RolloutSeeds::rollout(base_seed, step), pad_id, decode)?;
+    let generated = Generated { rollouts, scores, started: t0, time_rollout_s: t0.elapsed().as_secs_f64() };
+    train_on(state, prompts, generated, cfg, base_seed, step, pad_id, lr)
+}
+
+/// Rollouts of a step (possibly several batches under dynamic sampling) with their rewards, ready to train on.
+pub struct Generated {
+    /// `prompt` indexes the prompt slice given to [`train_on`].
+    pub rollouts: Vec<Rollout>,
+    pub scores: Vec<RewardScore>,
+    /// When the step started (for `time_total_s` and `tokens_per_s`).
+    pub started: Instant,
+    pub time_rollout_s: f64,
+}
+
+/// Steps 1–2: `group_size` rollouts per prompt drawn with `seeds`, and their rewards (checked finite).
+pub fn generate_scored(
+    policy: &Qwen2_5_VL,
+    prompts: &[RlPrompt],
+    cfg: &GrpoConfig,
+    reward: &dyn RewardFn,
+    seeds: RolloutSeeds,
+    pad_id: i64,
+    decode: impl Fn(&[i64]) -> Result<String>,
+) -> Result<(Vec<Rollout>, Vec<RewardScore>)> {
+    cfg.validate()?;
+    ensure!(!prompts.is_empty(), "GRPO step {} got no prompts", seeds.step);
+    let rollouts = rollout(policy, prompts, cfg.group_size, &cfg.sampling, seeds, cfg.rollout_chunk, pad_id, decode)?;
+    let scores: Vec<RewardScore> =
+        rollouts.iter().map(|r| reward.score(&r.text, &prompts[r.prompt].ground_truth, r.response.len())).collect();
+    if let Some((i, s)) = scores.iter().enumerate().find(|(_, s)| !s.overall.is_finite()) {
+        anyhow::bail!("reward of sequence {i} at step {} is {}; rewards must be finite", seeds.step, s.overall);
+    }
+    Ok((rollouts, scores))
+}
+
+/// Steps 3–6 of RL step `step` on rollouts already drawn and scored: log-probs, advantages, PAD, the update.
+#[allow(clippy::too_many_arguments)]
+pub fn train_on(
+    state: &mut GrpoState,
+    prompts: &[RlPrompt],
+    generated: Generated,
+    cfg: &GrpoConfig,
+    base_seed: u64,
+    step: u64,
+    pad_id: i64,
+    lr: impl Fn(u64) -> f64,
+) -> Result<(StepMetrics, Vec<SampleRow>)> {
     cfg.validate()?;
     ensure!(!prompts.is_empty(), "GRPO step {step} got no prompts");
     ensure!(
         cfg.update.loss.kl.is_none() || state.reference.is_some(),
         "the loss has a KL term but no reference model was given"
     );
-    let t0 = Instant::now();
-    let seeds = RolloutSeeds::rollout(base_seed, step);
-    let rollouts =
-        rollout(state.policy, prompts, cfg.group_size, &cfg.sampling, seeds, cfg.rollout_chunk, pad_id, decode)?;
-    let t_rollout = t0.elapsed().as_secs_f64();
-
-    let scores: Vec<RewardScore> =
-        rollouts.iter().map(|r| reward.score(&r.text, &prompts[r.prompt].ground_truth, r.response.len())).collect();
-    if let Some((i, s)) = scores.iter().enumerate().find(|(_, s)| !s.overall.is_finite()) {
-        anyhow::bail!("reward of sequence {i} at step {step} is {}; rewards must be finite", s.overall);
-    }
+    let Generated { rollouts, scores, started: t0, time_rollout_s: t_rollout } = generated;
 
     let t1 = Instant::now();
     let rows: Vec<(usize, &[i64])> = rollouts.iter().map(|r| (r.prompt, r.response.as_slice())).collect();

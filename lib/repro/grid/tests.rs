@@ -236,3 +236,51 @@ fn published_numbers_print_beside_ours() {
     assert!(md.contains("| x | 1 | 0.2500 | n/a | – | – |"), "{md}");
     assert!(md.contains("| y | 1 | 0.5000 | n/a | 47.5 | Tab.1 |"), "{md}");
 }
+
+#[test]
+fn revisual_r1_mixed_rl_chain_and_dapo_cell_are_rows() {
+    use crate::repro::manifest::Source;
+    use crate::repro::manifest::dynamic::{DynamicSamplingSpec, FilterMetricSpec};
+    use crate::repro::manifest::train::{AggregationSpec, SurrogateSpec};
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    for (rel, published) in [
+        ("experiments/revisual_r1/grids/tab3_stages.grid.toml", true),
+        ("experiments/embedded/grids/revisual_r1_tab3_stages.grid.toml", false),
+    ] {
+        let g = Grid::load(&root.join(rel)).unwrap();
+        let chain = g.chain.iter().find(|c| c.label == "CS+Mixed-RL").expect("the Mixed-RL chain");
+        assert_eq!(chain.manifests.len(), 2, "{rel}: CS then Mixed-RL");
+        let rl = Manifest::load(&root.join(&chain.manifests[1])).unwrap();
+        assert!(matches!(rl.data.source, Source::Mixed { ref members, .. } if members.len() == 2), "{rel}");
+        let row = g.published.iter().find(|p| p.cell == "CS+Mixed-RL");
+        assert_eq!(row.is_some(), published, "{rel}");
+        if let Some(p) = row {
+            assert_eq!(p.metrics["mathvista_testmini.acc"], 72.1);
+            assert_eq!(p.metrics["avg6.acc"], 47.6);
+        }
+    }
+    for (rel, published) in [
+        ("experiments/revisual_r1/grids/tab4_pad.grid.toml", true),
+        ("experiments/embedded/grids/revisual_r1_tab4_pad.grid.toml", false),
+    ] {
+        let g = Grid::load(&root.join(rel)).unwrap();
+        let base = read(root, g.manifest.as_ref().unwrap()).unwrap();
+        // The base cell ("GRPO") comes first in the labels; the planner numbers the axis cells from 0.
+        let labels = &g.cell_labels()[usize::from(g.base_label.is_some())..];
+        let cells: BTreeMap<String, Manifest> =
+            sweep::plan(&base, &g.spec()).unwrap().into_iter().map(|p| (labels[p.cell].clone(), p.manifest)).collect();
+        assert_eq!(cells.keys().collect::<Vec<_>>(), ["DAPO", "GRPO-Filter", "PAD", "Random-Sampling"], "{rel}");
+        let TrainSettings::Grpo(d) = &cells["DAPO"].train else { panic!("{rel}: DAPO trains") };
+        assert_eq!(
+            d.dynamic_sampling,
+            Some(DynamicSamplingSpec::Dapo { max_gen_batches: 30, metric: FilterMetricSpec::Accuracy }),
+            "{rel}"
+        );
+        assert_eq!(d.surrogate, SurrogateSpec::DualClip { eps_low: 0.2, eps_high: 0.28, c: 3.0 }, "{rel}");
+        assert_eq!(d.aggregation, AggregationSpec::GlobalTokenMean, "{rel}");
+        assert!(d.pad.is_none(), "{rel}: DAPO replaces PAD");
+        let TrainSettings::Grpo(p) = &cells["PAD"].train else { panic!() };
+        assert!(p.pad.is_some() && p.dynamic_sampling.is_none(), "{rel}");
+        assert_eq!(g.published.iter().any(|p| p.cell == "DAPO"), published, "{rel}");
+    }
+}

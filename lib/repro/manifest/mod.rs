@@ -8,6 +8,7 @@
 //! (group size 1 with GRPO z-scores, eps_low ≥ 1, an empty PTST schedule, a moving revision in a locked
 //! manifest, `data.transform` on a non-SFT stage, an evaluation-only stage without suites) are load errors naming
 //! the key. `[data]`'s prompt settings (system prompt, format prompt, target transform) are applied by [`prompt`].
+//! `data.source` may mix several data sets ([`mix`]); `train.dynamic_sampling` is DAPO's group filter ([`dynamic`]).
 //! The optional `replay` table ([`replay`]: L2/L3 replay tolerances) is left out of the hash when absent.
 //!
 //! Hash: [`Manifest::sha256`] is the sha256 of the canonical JSON of the resolved manifest (object keys sorted
@@ -18,6 +19,8 @@
 //! manifest yet (the run record captures the code commit and environment, record.rs); the lock state is one
 //! explicit `lock` table instead of `[*.request]` tables, because `r1lab lock` does not exist yet. Real-model
 //! manifests whose revisions cannot be resolved offline say `lock = { state = "unlocked", reason = ... }`.
+pub mod dynamic;
+pub mod mix;
 pub mod prompt;
 pub mod replay;
 pub mod source;
@@ -213,6 +216,13 @@ impl Manifest {
             );
         }
         self.train.validate()?;
+        if matches!(self.data.source, Source::Mixed { .. }) {
+            ensure!(
+                !matches!(self.train, TrainSettings::Sft(_)),
+                "data.source is mixed, but this stage is SFT, which reads one sharegpt file; merge the SFT data into \
+                 one file or use a single source"
+            );
+        }
         if self.data.transform.is_some() {
             ensure!(
                 matches!(self.train, TrainSettings::Sft(_)),
@@ -226,6 +236,10 @@ impl Manifest {
             );
         }
         for (i, e) in self.eval.iter().enumerate() {
+            ensure!(
+                !matches!(e.source, Source::Mixed { .. }),
+                "eval[{i}].source is mixed; an eval suite reads one benchmark: give each its own [[eval]] suite"
+            );
             e.source.validate(&format!("eval[{i}].source"), locked)?;
             ensure!(e.every_steps != Some(0), "eval[{i}].every_steps must be >= 1 (or left out)");
             ensure!(e.max_new_tokens > 0, "eval[{i}].max_new_tokens must be >= 1");
@@ -301,3 +315,5 @@ fn write_canonical(v: &serde_json::Value, out: &mut String) {
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_mix_dynamic;

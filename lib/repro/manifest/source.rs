@@ -1,6 +1,7 @@
 //! Where a stage's model and data come from (style_anchors B5, B9 `[model]`/`[data]`): a Hugging Face Hub
 //! repository pinned by a 40-hex commit plus optional per-file sha256 (the LFS oid), a local directory, or the
-//! checkpoint of a parent run identified by its hash.
+//! checkpoint of a parent run identified by its hash; or, for training data only, two or more of those mixed
+//! into one set (`kind = "mixed"`, [`super::mix`]: ReVisual-R1 Tab.3 "CS+Mixed-RL").
 //!
 //! Deliberate deviation from B9: hashes are written as bare 64-hex strings (no `sha256:` prefix); the key
 //! name already says which hash it is.
@@ -36,6 +37,10 @@ pub enum Source {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         sha256: Option<String>,
     },
+    /// Two or more data sources read as one training set ([`super::mix`]): each member names its own source
+    /// and split, and `mix` says how their rows are combined. Only `data.source` of a GRPO or evaluation-only
+    /// stage may be mixed; members cannot be mixed themselves.
+    Mixed { mix: super::mix::MixRule, members: Vec<super::mix::MixMember> },
 }
 
 impl Source {
@@ -80,6 +85,7 @@ impl Source {
                 ensure!(step.is_some() || !locked, "{key} has no step: a locked manifest must pin the parent's step");
                 Ok(())
             }
+            Source::Mixed { members, .. } => super::mix::validate_members(key, members, locked),
         }
     }
 
@@ -90,6 +96,7 @@ impl Source {
             Source::Hub { revision, .. } => is_hex(revision, 40),
             Source::Local { files, .. } => !files.is_empty(),
             Source::ParentRun { step, sha256, .. } => step.is_some() && sha256.is_some(),
+            Source::Mixed { members, .. } => members.iter().all(|m| m.source.is_locked()),
         }
     }
 }
@@ -164,6 +171,10 @@ pub struct DataSpec {
 
 impl ModelSpec {
     pub fn validate(&self, locked: bool) -> Result<()> {
+        ensure!(
+            !matches!(self.source, Source::Mixed { .. }),
+            "model.source is `kind = \"mixed\"`, which only data can be; name one model source"
+        );
         self.source.validate("model.source", locked)?;
         ensure!(
             matches!(self.dtype.as_str(), "bf16" | "f32"),

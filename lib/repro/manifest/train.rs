@@ -193,6 +193,9 @@ pub struct GrpoSettings {
     pub entropy: Option<EntropySpec>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pad: Option<PadSpec>,
+    /// DAPO dynamic sampling ([`super::dynamic`]); left out: none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dynamic_sampling: Option<super::dynamic::DynamicSamplingSpec>,
     pub optimizer: AdamW,
 }
 
@@ -457,6 +460,10 @@ impl GrpoSettings {
         self.pad.map(|p| p.method.into())
     }
 
+    pub fn dynamic_sampling(&self) -> Option<crate::rl::dynamic::DynamicSampling> {
+        self.dynamic_sampling.map(Into::into)
+    }
+
     /// The PTST schedule with its carry-over rules (`rl::schedule::Ptst`).
     pub fn ptst(&self) -> Ptst {
         Ptst {
@@ -524,6 +531,10 @@ impl GrpoSettings {
         loss.validate().context("train.kl / train.entropy")?;
         if let Some(pad) = self.pad() {
             pad.validate().context("train.pad.method")?;
+        }
+        if let Some(d) = &self.dynamic_sampling {
+            let accuracy = !matches!(self.reward, RewardSpec::EfficientLength { .. });
+            super::dynamic::validate(d, self.pad.is_some(), accuracy)?;
         }
         let efficient = match self.reward {
             RewardSpec::R1vFormatAccuracy { format_weight } => {

@@ -12,6 +12,8 @@
 //!   file. The record holds every response's `prompt_uid` per step in `samples/*.parquet`; the step's prompt order
 //!   is the order of first appearance.
 //!
+//! Not checked (reported so): GRPO stages with a mixed data source or DAPO dynamic sampling.
+//!
 //! Deviation: when prompts were dropped for length (`prompts_dropped_for_length > 0`) the map from batch position
 //! to row (uid) needs the tokenised prompts, so the GRPO order is reported as not checked instead of re-tokenising
 //! the data at L0.
@@ -24,7 +26,7 @@ use serde::Serialize;
 
 use crate::pipeline::FINGERPRINTS_FILE;
 use crate::repro::fingerprint::{Fingerprints, digest_i64};
-use crate::repro::manifest::{Manifest, TrainSettings};
+use crate::repro::manifest::{Manifest, Source, TrainSettings};
 use crate::repro::record::Metrics;
 use crate::repro::seed::epoch_order;
 
@@ -117,6 +119,12 @@ pub fn check(manifest: &Manifest, run_dir: &Path, data_file: &Path, k: u64) -> R
             Ok(report)
         }
         TrainSettings::Grpo(g) => {
+            if matches!(manifest.data.source, Source::Mixed { .. }) || g.dynamic_sampling.is_some() {
+                return Ok(DataOrderReport::unchecked(
+                    "not checked: a mixed data source or dynamic sampling changes the map from step to data rows; \
+                     L0 regenerates only the plain GRPO order",
+                ));
+            }
             let dropped = first("prompts_dropped_for_length").unwrap_or(0.0);
             if dropped > 0.0 {
                 return Ok(DataOrderReport::unchecked(format!(
