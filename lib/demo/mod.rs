@@ -94,6 +94,20 @@ pub struct DataSettings {
     /// trained and evaluated on them measures how much of the task text alone gives away (issue 6's control).
     #[serde(default)]
     pub blind_control: bool,
+    /// Train-split images per family for the base model's perception set (`base/train_perception.json`, see
+    /// [`crate::data::perception`]); 0 (the default) builds none.
+    #[serde(default)]
+    pub perception_per_family: usize,
+    /// Perception questions per image.
+    #[serde(default = "default_perception_turns")]
+    pub perception_turns: usize,
+    /// Seed of the perception question draws.
+    #[serde(default)]
+    pub perception_seed: u64,
+}
+
+fn default_perception_turns() -> usize {
+    8
 }
 
 fn all_families() -> Vec<Family> {
@@ -185,6 +199,18 @@ pub fn prepare(chain: &Chain, repo_root: &Path, hub: &HubOptions) -> Result<f64>
     if d.text_twins {
         let written = boxed_twin(&out.join("cold"))?;
         println!("prepare: ReVisual-R1 text cold start (\\boxed answers) in {}", written.display());
+    }
+    if d.perception_per_family > 0 {
+        let (file, turns) = crate::data::perception::export(
+            &out.join("base"),
+            "train_perception",
+            &d.families,
+            &cfg,
+            d.perception_per_family,
+            d.perception_turns,
+            d.perception_seed,
+        )?;
+        println!("prepare: base model's perception set, {turns} questions, in {}", file.display());
     }
     if d.blind_control {
         let [sft, rl] = blind_copies(&out)?;

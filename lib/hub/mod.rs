@@ -30,6 +30,7 @@
 mod cache;
 pub mod cli;
 mod download;
+pub mod install;
 mod verify;
 
 use std::collections::BTreeMap;

@@ -37,14 +37,9 @@
 //! level): question with choices, text twin and reference response; plus the chat template's own text
 //! ([`CHAT_TEMPLATE_TEXT`]). Held-out problems never enter the tokenizer.
 //!
-//! **Hub cache** ([`install`]): `<cache>/models--r1lab--tiny-qwen2.5-vl/{blobs/<sha256>,
-//! snapshots/<revision>/<file> -> ../../blobs/<sha256>, refs/main}`. The revision is a content hash: the first
-//! 40 hex digits of SHA-256 over `r1lab/tiny-qwen2.5-vl\n` and one `<file>\t<sha256>\n` line per file in name
-//! order, so the same spec gives the same revision on every machine. Installing is idempotent: a blob or link
-//! that is already right is left alone (only a missing or corrupt one is written); every write is atomic.
-//! Deviation from `huggingface_hub`: every blob is named by its sha256, also the small JSON files (the Hub names
-//! non-LFS blobs by their git SHA-1), so [`crate::hub::Hub::fetch`] verifies every file of this repository even
-//! without pinned hashes; [`TinyRepo::hub_repo`] pins them anyway.
+//! **Hub cache** ([`install`]): `<cache>/models--r1lab--tiny-qwen2.5-vl/...` at a content revision, placed by
+//! [`crate::hub::install::install_dir`] (idempotent, atomic, every blob named by its sha256 so every file is verified
+//! on fetch), so the same spec gives the same revision on every machine; [`TinyRepo::hub_repo`] pins the hashes too.
 pub mod cli;
 
 use std::path::{Path, PathBuf};
@@ -53,14 +48,13 @@ use anyhow::{Context, Result, ensure};
 use rand::RngCore;
 use serde::Serialize;
 use serde_json::{Value, json};
-use sha2::{Digest, Sha256};
 use tch::{Device, Tensor, nn};
 
 use super::qwen2_5_vl::save::{SaveOptions, replace_dir, write_checkpoint_files};
 use super::qwen2_5_vl::{Config, Qwen2_5_VL};
 use crate::data::synthetic::{self, Family, Split};
-use crate::hub::{Hub, HubRepo, repo_folder};
-use crate::io::{sha256_file, write_atomic};
+use crate::hub::{Hub, HubRepo};
+use crate::io::write_atomic;
 use crate::processor::chat::{CHAT_TEMPLATE_JSON_FILE, PREPROCESSOR_CONFIG_FILE};
 use crate::processor::image::ImageProcessorConfig;
 use crate::processor::tokenizer::QwenTokenizer;
@@ -409,16 +403,9 @@ impl TinyRepo {
     }
 }
 
-/// The content-hash revision of a list of `(file, sha256)` (see the module docs).
+/// The tiny repository's content revision (see [`crate::hub::install`]).
 pub fn content_revision(files: &[(String, String)]) -> String {
-    let mut h = Sha256::new();
-    h.update(format!("{TINY_REPO_ID}\n"));
-    let mut sorted: Vec<&(String, String)> = files.iter().collect();
-    sorted.sort();
-    for (f, sha) in sorted {
-        h.update(format!("{f}\t{sha}\n"));
-    }
-    format!("{:x}", h.finalize())[..40].to_string()
+    crate::hub::install::content_revision(TINY_REPO_ID, files)
 }
 
 /// Builds the tiny repository and installs it into the Hub cache `cache_dir` (see the module docs).
@@ -430,46 +417,12 @@ pub fn install(spec: &TinySpec, cache_dir: &Path) -> Result<TinyRepo> {
         .with_context(|| format!("creating a temporary folder in {}", cache_dir.display()))?;
     let built_dir = work.path().join("model");
     let built = build_dir(spec, &built_dir)?;
-    let mut hashed = Vec::new();
-    for f in &built.files {
-        hashed.push((f.clone(), sha256_file(&built_dir.join(f))?));
-    }
-    let revision = content_revision(&hashed);
-    let repo = HubRepo::model(TINY_REPO_ID, &revision);
-    let repo_dir = cache_dir.join(repo_folder(&repo));
-    let snapshot = repo_dir.join("snapshots").join(&revision);
-    let mut files = Vec::new();
-    for (f, sha) in hashed {
-        let blob = repo_dir.join("blobs").join(&sha);
-        let mut written = false;
-        if !(blob.is_file() && sha256_file(&blob)? == sha) {
-            write_atomic(&blob, &std::fs::read(built_dir.join(&f))?)?;
-            // As huggingface_hub leaves blobs (tempfile would keep them owner-only).
-            std::fs::set_permissions(&blob, std::os::unix::fs::PermissionsExt::from_mode(0o644))
-                .with_context(|| format!("making {} readable", blob.display()))?;
-            written = true;
-        }
-        let link = snapshot.join(&f);
-        let target = Path::new("../../blobs").join(&sha);
-        if std::fs::read_link(&link).ok().as_deref() != Some(target.as_path()) {
-            std::fs::create_dir_all(&snapshot).with_context(|| format!("creating {}", snapshot.display()))?;
-            let tmp = snapshot.join(format!(".tmp-link-{f}"));
-            let _ = std::fs::remove_file(&tmp);
-            std::os::unix::fs::symlink(&target, &tmp).with_context(|| format!("linking {}", tmp.display()))?;
-            std::fs::rename(&tmp, &link).with_context(|| format!("placing the cache link {}", link.display()))?;
-            written = true;
-        }
-        files.push((f, sha, written));
-    }
-    let refs = repo_dir.join("refs").join("main");
-    if std::fs::read_to_string(&refs).ok().as_deref() != Some(revision.as_str()) {
-        write_atomic(&refs, revision.as_bytes())?;
-    }
+    let done = crate::hub::install::install_dir(TINY_REPO_ID, &built_dir, &built.files, cache_dir)?;
     Ok(TinyRepo {
         repo_id: TINY_REPO_ID.to_string(),
-        revision,
-        files,
-        snapshot,
+        revision: done.revision,
+        files: done.files,
+        snapshot: done.snapshot,
         parameters: built.parameters,
         tokenizer_vocab: built.tokenizer_vocab,
     })

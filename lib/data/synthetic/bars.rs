@@ -139,5 +139,5 @@ pub(crate) fn build(rng: &mut ChaCha8Rng, level: u8, size: u32) -> Built {
         vals.iter().map(|v| v.to_string()).collect::<Vec<_>>().join(","),
         picks.iter().map(|v| v.to_string()).collect::<Vec<_>>().join(",")
     );
-    Built { key, scene, question, choices, answer, trace: Trace { facts, steps }, image: img }
+    Built { key, scene, question, choices, answer, trace: Trace { facts, steps }, image: img, perception: Vec::new() }
 }

@@ -138,5 +138,5 @@ pub(crate) fn build(rng: &mut ChaCha8Rng, level: u8, size: u32) -> Built {
         "{}|t{template}|r{r}|c{c}|d{d}",
         g.iter().map(|l| l.iter().map(|v| v.to_string()).collect::<String>()).collect::<Vec<_>>().join("/")
     );
-    Built { key, scene, question, choices, answer, trace: Trace { facts, steps }, image: img }
+    Built { key, scene, question, choices, answer, trace: Trace { facts, steps }, image: img, perception: Vec::new() }
 }

@@ -144,5 +144,5 @@ fn finish(
     ];
     let scene = "The picture shows a right triangle with its two legs labelled.".to_string();
     let key = format!("{a},{b},{c}|o{orient}|t{template}|k{k}");
-    Built { key, scene, question, choices, answer, trace: Trace { facts, steps }, image: img }
+    Built { key, scene, question, choices, answer, trace: Trace { facts, steps }, image: img, perception: Vec::new() }
 }

@@ -192,6 +192,11 @@ pub struct Problem {
     /// One-sentence summary of the picture, used by the text twin ("A bar chart with 5 bars.").
     pub scene: String,
     pub trace: Trace,
+    /// Short perception questions about the image with their answers (`text` = question, `value` = answer), for
+    /// the base model ([`crate::data::perception`]); empty for families that have none yet (only shapes has them).
+    /// Not serialised: a function of the scene, rebuilt by [`generate`].
+    #[serde(skip)]
+    pub perception: Vec<Step>,
     /// The image as PNG bytes.
     #[serde(skip)]
     pub png: Vec<u8>,
@@ -208,6 +213,7 @@ pub(crate) struct Built {
     pub answer: String,
     pub trace: Trace,
     pub image: RgbImage,
+    pub perception: Vec<Step>,
 }
 
 impl Problem {
@@ -297,6 +303,7 @@ pub fn generate(family: Family, cfg: &Config, index: u64) -> Result<Problem> {
         answer: b.answer,
         scene: b.scene,
         trace: b.trace,
+        perception: b.perception,
         png: raster::encode_png(&b.image)?,
         width: b.image.width(),
         height: b.image.height(),

@@ -1,7 +1,9 @@
 //! Shapes: coloured circles, squares and triangles, small or large, one per cell of a 4×4 grid.
 //! Level 1: 3–5 shapes, level 2: 6–9, level 3: 10–14. Questions: inclusion–exclusion counts
 //! ("shapes that are red or circles"), filtered counts with a size, and multiple choice on the most
-//! frequent colour.
+//! frequent colour. Perception questions ([`perception`]): every colour, kind, size, colour-kind and
+//! size-not-colour count of the scene and whether each colour-kind pair is present, answered with a bare number or
+//! yes/no (the base model's training set, issue 6 item 3).
 use image::Rgb;
 use rand::Rng;
 use rand::seq::SliceRandom;
@@ -143,5 +145,31 @@ pub(crate) fn build(rng: &mut ChaCha8Rng, level: u8, size: u32) -> Built {
         objs.iter().map(|o| format!("{}:{}{}{}", o.cell, o.color, o.kind, o.large as u8)).collect::<Vec<_>>().join(","),
         large as u8
     );
-    Built { key, scene, question, choices, answer, trace: Trace { facts, steps }, image: img }
+    let perception = perception(&objs);
+    Built { key, scene, question, choices, answer, trace: Trace { facts, steps }, image: img, perception }
+}
+
+/// The scene's perception questions, answered from the objects (no random draws: the problem stream is unchanged).
+fn perception(objs: &[Obj]) -> Vec<Step> {
+    let count = |f: &dyn Fn(&Obj) -> bool| objs.iter().filter(|o| f(o)).count().to_string();
+    let mut out = Vec::new();
+    let mut ask = |text: String, value: String| out.push(Step { text, value });
+    for (c, (cname, _)) in COLORS.iter().enumerate() {
+        ask(format!("How many {cname} shapes are there?"), count(&|o| o.color == c));
+    }
+    for (k, kname) in KINDS.iter().enumerate() {
+        ask(format!("How many {kname}s are there?"), count(&|o| o.kind == k));
+        for (c, (cname, _)) in COLORS.iter().enumerate() {
+            ask(format!("How many {cname} {kname}s are there?"), count(&|o| o.color == c && o.kind == k));
+            let any = objs.iter().any(|o| o.color == c && o.kind == k);
+            ask(format!("Is there a {cname} {kname}?"), if any { "yes" } else { "no" }.to_string());
+        }
+    }
+    for (large, sname) in [(false, "small"), (true, "large")] {
+        ask(format!("How many {sname} shapes are there?"), count(&|o| o.large == large));
+        for (c, (cname, _)) in COLORS.iter().enumerate() {
+            ask(format!("How many {sname} shapes are not {cname}?"), count(&|o| o.large == large && o.color != c));
+        }
+    }
+    out
 }

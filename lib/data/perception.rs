@@ -1,0 +1,109 @@
+//! The base model's training set (issue 6, item 3): the analogue of the perception Qwen2.5-VL-7B-Instruct already has
+//! when both papers start from it. Each sample is one image of the synthetic stream and a multi-turn chat of short
+//! perception questions about it, each answered with a bare number or yes/no and no reasoning ("How many red
+//! circles are there?" → "2"), in LLaMA-Factory's sharegpt layout, so the base model is trained by the ordinary SFT stage from
+//! its own manifest (`experiments/embedded/base.toml`).
+//!
+//! - Questions come from [`Problem::perception`] (every count of the scene, zeros included); each image gets
+//!   `turns` of them, drawn without replacement from `seed::rng(seed, DataOrder, PERCEPTION_STEP, index, 0)`.
+//! - Images are train-split scenes of the stream `(families, cfg)`, the same stream as the RL and bridged sets; no
+//!   held-out scene is ever used (splits are disjoint by key, see [`crate::data::synthetic`]).
+//! - Only the first user turn holds the `<image>` placeholder, as in LLaMA-Factory's multi-turn image data.
+use std::path::{Path, PathBuf};
+
+use anyhow::{Result, ensure};
+use rand::seq::SliceRandom;
+
+use super::sharegpt::{self, Message, SftRecord};
+use super::synthetic::{Config, Family, Problem, SYNTH_STEP, Split, generate_mix};
+use crate::repro::seed::{self, SeedDomain};
+
+/// Step of the question draws inside `SeedDomain::DataOrder`, above the synthetic streams (`SYNTH_STEP` + tags).
+pub const PERCEPTION_STEP: u64 = SYNTH_STEP + (1 << 20);
+
+/// The multi-turn perception chat of one problem's image: `turns` questions, or all of them if it has fewer.
+pub fn record(p: &Problem, turns: usize, seed: u64) -> SftRecord {
+    let mut qa: Vec<_> = p.perception.iter().collect();
+    qa.shuffle(&mut seed::rng(seed, SeedDomain::DataOrder, PERCEPTION_STEP, p.index, 0));
+    let mut messages = Vec::new();
+    for (i, s) in qa.into_iter().take(turns).enumerate() {
+        let prompt = if i == 0 { format!("<image>{}", s.text) } else { s.text.clone() };
+        messages.push(Message { role: "user".into(), content: prompt });
+        messages.push(Message { role: "assistant".into(), content: s.value.clone() });
+    }
+    SftRecord { messages, images: vec![sharegpt::image_path(p)] }
+}
+
+/// Writes `{out}/{name}.json` (and the images) with `n` train-split images per family, `turns` questions each;
+/// returns the file and the number of question turns.
+pub fn export(
+    out: &Path,
+    name: &str,
+    families: &[Family],
+    cfg: &Config,
+    n: usize,
+    turns: usize,
+    seed: u64,
+) -> Result<(PathBuf, usize)> {
+    ensure!(turns > 0, "perception turns per image is 0: ask for at least one question per image");
+    if let Some(f) = families.iter().find(|f| **f != Family::Shapes) {
+        anyhow::bail!(
+            "the synthetic family {f} has no perception questions yet (only shapes has): \
+             drop it from the base model's families"
+        );
+    }
+    let problems = generate_mix(families, cfg, Split::Train, n)?;
+    let records: Vec<SftRecord> = problems.iter().map(|p| record(p, turns, seed)).collect();
+    let n_turns = records.iter().map(|r| r.messages.len() / 2).sum();
+    let file = sharegpt::write_dataset(out, name, &records, &problems)?;
+    Ok((file, n_turns))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::data::synthetic::generate;
+
+    #[test]
+    fn shapes_questions_count_the_scene_and_draws_are_seeded() {
+        let cfg = Config { seed: 3, level: 1, size: 112 };
+        let p = generate(Family::Shapes, &cfg, 7).unwrap();
+        assert_eq!(p.perception.len(), 41);
+        // The colour counts add up to the number of shapes, as do the kind counts.
+        let n: usize = p.scene.split_whitespace().nth(3).unwrap().parse().unwrap();
+        let sum = |prefix: &[&str]| -> usize {
+            p.perception
+                .iter()
+                .filter(|s| prefix.iter().any(|q| s.text == format!("How many {q} are there?")))
+                .map(|s| s.value.parse::<usize>().unwrap())
+                .sum()
+        };
+        assert_eq!(sum(&["red shapes", "green shapes", "blue shapes", "yellow shapes"]), n);
+        assert_eq!(sum(&["circles", "squares", "triangles"]), n);
+        assert_eq!(sum(&["small shapes", "large shapes"]), n);
+        let answer = |q: &str| p.perception.iter().find(|s| s.text == q).map(|s| s.value.clone()).unwrap();
+        for (c, k) in [("red", "circle"), ("blue", "square"), ("green", "triangle"), ("yellow", "circle")] {
+            let count = answer(&format!("How many {c} {k}s are there?"));
+            let present = answer(&format!("Is there a {c} {k}?"));
+            assert_eq!(present == "yes", count != "0", "{c} {k}: present {present}, count {count}");
+        }
+
+        let a = record(&p, 5, 1);
+        assert_eq!(a.messages.len(), 10);
+        assert!(a.messages[0].content.starts_with("<image>How many "));
+        assert!(!a.messages[2].content.contains("<image>"));
+        assert_eq!(a, record(&p, 5, 1));
+        assert_ne!(a, record(&p, 5, 2), "another seed draws other questions");
+        assert_eq!(record(&p, 100, 1).messages.len(), 82, "all 41 questions when more are asked for");
+    }
+
+    #[test]
+    fn families_without_questions_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = Config { seed: 0, level: 1, size: 112 };
+        let err = export(dir.path(), "x", &[Family::Bars], &cfg, 2, 4, 0).unwrap_err();
+        assert!(err.to_string().contains("bars"), "{err}");
+        let err = export(dir.path(), "x", &[Family::Shapes], &cfg, 2, 0, 0).unwrap_err();
+        assert!(err.to_string().contains("0"), "{err}");
+    }
+}
