@@ -23,7 +23,7 @@ use crate::eval::heldout::{EvalRow, EvalSampling, EvalSummary, evaluate};
 use crate::eval::mathvista::{NormalizeOptions, score_files};
 use crate::model::qwen2_5_vl::model::run::{eos_token_ids, load};
 use crate::model::sampling::SamplingParams;
-use crate::pipeline::grpo::{image_config, load_prompts};
+use crate::pipeline::grpo::{PromptOptions, image_config, load_prompts};
 use crate::repro::checkpoint;
 use crate::repro::manifest::{DataFilters, Manifest};
 use crate::rl::reward::{Reward, RewardFn};
@@ -67,7 +67,8 @@ pub fn evaluate_checkpoint(
     let model_dir = if nested.join("config.json").is_file() { nested.as_path() } else { model_dir };
     let (model, processor) = load(model_dir, device, Kind::Float)?;
     let image_cfg = image_config(model_dir, &DataFilters::default())?;
-    let (prompts, _) = load_prompts(suite_file, &processor, &image_cfg, usize::MAX, None, None, None)?;
+    let opts = PromptOptions { processor: &processor, image_cfg: &image_cfg, format_prompt: None, system_prompt: None };
+    let (prompts, _) = load_prompts(suite_file, &opts, usize::MAX, None)?;
     let params = SamplingParams {
         temperature: s.temperature,
         top_p: s.top_p,

@@ -59,24 +59,42 @@ pub fn image_config(model_dir: &Path, filters: &DataFilters) -> Result<ImageProc
     Ok(cfg)
 }
 
-/// The manifest's `data.system_prompt`.
-fn system_prompt<'a>(ctx: &StageContext<'a>) -> Option<&'a str> {
-    ctx.manifest.data.system_prompt.as_deref()
+/// The manifest's format and system prompts (`data.format_prompt`, `data.system_prompt`) with the checkpoint's
+/// processor.
+fn prompt_options<'a>(
+    ctx: &StageContext<'a>,
+    processor: &'a ChatProcessor,
+    image_cfg: &'a ImageProcessorConfig,
+) -> PromptOptions<'a> {
+    PromptOptions {
+        processor,
+        image_cfg,
+        format_prompt: ctx.manifest.data.format_prompt.as_deref(),
+        system_prompt: ctx.manifest.data.system_prompt.as_deref(),
+    }
 }
 
-/// EasyR1 records of `file` as prompts, with the number dropped for length.
+/// How EasyR1 records become prompts: the checkpoint's processor and image settings, and the manifest's format
+/// and system prompts.
+#[derive(Clone, Copy)]
+pub struct PromptOptions<'a> {
+    pub processor: &'a ChatProcessor,
+    pub image_cfg: &'a ImageProcessorConfig,
+    pub format_prompt: Option<&'a str>,
+    pub system_prompt: Option<&'a str>,
+}
+
+/// EasyR1 records of `file` as prompts (the first `max_examples`), with the number dropped for length.
 pub fn load_prompts(
     file: &Path,
-    processor: &ChatProcessor,
-    image_cfg: &ImageProcessorConfig,
+    o: &PromptOptions,
     max_prompt_tokens: usize,
     max_examples: Option<u64>,
-    format_prompt: Option<&str>,
-    system_prompt: Option<&str>,
 ) -> Result<(Vec<RlPrompt>, usize)> {
+    let (processor, image_cfg, system_prompt) = (o.processor, o.image_cfg, o.system_prompt);
     let mut records = easyr1::read_parquet(file)?;
     for r in &mut records {
-        r.problem = with_format_prompt(&r.problem, format_prompt);
+        r.problem = with_format_prompt(&r.problem, o.format_prompt);
     }
     let dir = file.parent().unwrap_or(Path::new("."));
     let limit = max_examples.map_or(records.len(), |m| (m as usize).min(records.len()));
@@ -205,10 +223,7 @@ pub fn run_evals(
         }
         let prompts = match ctx.suites[i].prompts.take() {
             Some(p) => p,
-            None => {
-                let (format_prompt, system) = (ctx.manifest.data.format_prompt.as_deref(), system_prompt(ctx));
-                load_prompts(&ctx.suites[i].file, processor, image_cfg, usize::MAX, None, format_prompt, system)?.0
-            }
+            None => load_prompts(&ctx.suites[i].file, &prompt_options(ctx, processor, image_cfg), usize::MAX, None)?.0,
         };
         let reward: Reward = suite.scorer.map_or(default_reward, Into::into);
         let params = SamplingParams {
@@ -241,28 +256,17 @@ pub fn run_stage(ctx: &mut StageContext, s: &GrpoSettings) -> Result<BTreeMap<St
     let filters = &ctx.manifest.data.filters;
     let image_cfg = image_config(&ctx.model_dir, filters)?;
     let max_prompt = filters.max_prompt_tokens.unwrap_or(u64::from(s.sampling.max_prompt_tokens)) as usize;
-    let (format_prompt, system) = (ctx.manifest.data.format_prompt.as_deref(), system_prompt(ctx));
+    let opts = prompt_options(ctx, &processor, &image_cfg);
     let (data, dropped) = match &ctx.manifest.data.source {
         Source::Mixed { mix, .. } => super::mixed::load_mixed_prompts(
             &ctx.data_files,
             *mix,
             ctx.manifest.seeds.base,
-            &processor,
-            &image_cfg,
+            &opts,
             max_prompt,
             filters.max_examples,
-            format_prompt,
-            system,
         )?,
-        _ => load_prompts(
-            &ctx.data_file,
-            &processor,
-            &image_cfg,
-            max_prompt,
-            filters.max_examples,
-            format_prompt,
-            system,
-        )?,
+        _ => load_prompts(&ctx.data_file, &opts, max_prompt, filters.max_examples)?,
     };
     let eos = eos_token_ids(&model, &processor);
     let suppress = vec![model.config.image_token_id, model.config.video_token_id];

@@ -13,10 +13,9 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result, ensure};
 
+use super::grpo::PromptOptions;
 use super::resolve::{self, Roots};
 use crate::hub::Hub;
-use crate::processor::chat::ChatProcessor;
-use crate::processor::image::ImageProcessorConfig;
 use crate::repro::manifest::mix::{MixRule, mix_order};
 use crate::repro::manifest::{DataSpec, Source};
 use crate::rl::rollout::RlPrompt;
@@ -48,21 +47,17 @@ pub fn data_files(
 
 /// The prompts of the member files `files` mixed by `rule` (see the module doc), with the number dropped for
 /// length.
-#[allow(clippy::too_many_arguments)]
 pub fn load_mixed_prompts(
     files: &[PathBuf],
     rule: MixRule,
     base_seed: u64,
-    processor: &ChatProcessor,
-    image_cfg: &ImageProcessorConfig,
+    opts: &PromptOptions,
     max_prompt_tokens: usize,
     max_examples: Option<u64>,
-    format_prompt: Option<&str>,
-    system_prompt: Option<&str>,
 ) -> Result<(Vec<RlPrompt>, usize)> {
     let mut members: Vec<Vec<Option<RlPrompt>>> = Vec::with_capacity(files.len());
     for f in files {
-        let (p, _) = super::grpo::load_prompts(f, processor, image_cfg, usize::MAX, None, format_prompt, system_prompt)
+        let (p, _) = super::grpo::load_prompts(f, opts, usize::MAX, None)
             .with_context(|| format!("reading mix member {}", f.display()))?;
         members.push(p.into_iter().map(Some).collect());
     }
