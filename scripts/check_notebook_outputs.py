@@ -10,6 +10,12 @@ A notebook passes when:
   reaching a cell's `?` or a panic is printed on stderr and the cell's status is still "ok" (only compile errors
   are errors). So every notebook cell must end with stdout or a display, and a cell whose output ends on stderr
   is taken as failed.
+- no display is lost. evcxr keeps only the last display of each MIME type per cell (a second chart or table
+  printed by the same cell replaces the first in the executed copy), so every code cell must show at least as
+  many displays (image/png, image/svg+xml, text/html outputs) as its source has `.evcxr_display()` calls, and no
+  `.evcxr_display()` call may sit inside a `for` / `while` / `loop` body (combine such displays into one:
+  r1lab::notebook::grids::{titled_tables, stacked_png}). A cell whose display is conditional declares what it
+  must show at least in its metadata, `{"r1lab": {"displays": N}}`, which replaces both rules for that cell.
 
 usage: python scripts/check_notebook_outputs.py EXECUTED.ipynb...   (exit status 1 on any problem)
 """
@@ -89,6 +95,83 @@ def table_problems(html: str) -> tuple[int, list[str]]:
     return len(p.tables), problems
 
 
+DISPLAY_CALL = re.compile(r"\.evcxr_display\(\s*\)")
+LOOP_HEAD = re.compile(r"\b(?:for|while|loop)\b[^{};]*\{")
+DISPLAY_MIMES = ("image/png", "image/svg+xml", "text/html")
+
+
+def rust_code_only(src: str) -> str:
+    """`src` with comments and the contents of string and char literals blanked (so braces in format strings
+    do not count); same length, newlines kept."""
+    out, i, n = [], 0, len(src)
+    while i < n:
+        c = src[i]
+        if src.startswith("//", i):
+            j = src.find("\n", i)
+            j = n if j < 0 else j
+            out.append(" " * (j - i))
+            i = j
+        elif src.startswith("/*", i):
+            j = src.find("*/", i + 2)
+            j = n if j < 0 else j + 2
+            out.append(re.sub(r"[^\n]", " ", src[i:j]))
+            i = j
+        elif c == '"':
+            j = i + 1
+            while j < n and src[j] != '"':
+                j += 2 if src[j] == "\\" else 1
+            j = min(j + 1, n)
+            out.append('"' + re.sub(r"[^\n]", " ", src[i + 1 : j - 1]) + ('"' if j - i > 1 else ""))
+            i = j
+        elif c == "'" and re.match(r"'(?:\\.|[^\\'])'", src[i:]):
+            m = re.match(r"'(?:\\.|[^\\'])'", src[i:])
+            out.append(" " * m.end())
+            i += m.end()
+        else:
+            out.append(c)
+            i += 1
+    return "".join(out)
+
+
+def loop_bodies(code: str) -> list[tuple[int, int]]:
+    """(start, end) offsets of every `for` / `while` / `loop` body in `code` (comments and strings blanked)."""
+    bodies = []
+    for m in LOOP_HEAD.finditer(code):
+        depth, j = 0, m.end() - 1
+        while j < len(code):
+            depth += {"{": 1, "}": -1}.get(code[j], 0)
+            if depth == 0:
+                break
+            j += 1
+        bodies.append((m.end(), j))
+    return bodies
+
+
+def display_problems(i: int, cell) -> list[str]:
+    """Displays of code cell `i` that the executed copy lost (see the module doc)."""
+    shown = sum(1 for out in cell.get("outputs", []) for mime in out.get("data", {}) if mime in DISPLAY_MIMES)
+    declared = cell.get("metadata", {}).get("r1lab", {}).get("displays")
+    if declared is not None:
+        if shown < declared:
+            return [f"code cell {i} shows {shown} display(s) but its metadata r1lab.displays says {declared}"]
+        return []
+    code = rust_code_only(cell.source)
+    calls = [m.start() for m in DISPLAY_CALL.finditer(code)]
+    problems = []
+    if any(a <= c < b for c in calls for a, b in loop_bodies(code)):
+        problems.append(
+            f"code cell {i} calls .evcxr_display() inside a loop: evcxr keeps only the last display of each kind "
+            "per cell; combine them into one (titled_tables / stacked_png) or split the cell"
+        )
+    if shown < len(calls):
+        problems.append(
+            f"code cell {i} calls .evcxr_display() {len(calls)} times but shows {shown} display(s): evcxr keeps "
+            "only the last display of each kind per cell; split the cell (one chart or table each), or declare "
+            'a conditional display in the cell metadata {"r1lab": {"displays": N}}'
+        )
+    return problems
+
+
 def check(nb) -> list[str]:
     problems = []
     code = [c for c in nb.cells if c.cell_type == "code"]
@@ -101,6 +184,7 @@ def check(nb) -> list[str]:
         if outs and outs[-1].get("output_type") == "stream" and outs[-1].get("name") == "stderr":
             tail = "".join(o.get("text", "") for o in outs if o.get("name") == "stderr").strip().splitlines()[-3:]
             problems.append(f"code cell {i} ended on stderr (a `?` error or a panic, which evcxr does not flag): {tail}")
+        problems.extend(display_problems(i, cell))
         for out in cell.get("outputs", []):
             data = out.get("data", {})
             for mime, value in data.items():

@@ -1,7 +1,8 @@
 """Executes Rust (evcxr) notebooks headless and keeps the executed copies as records.
 
 After a notebook runs without a cell error, scripts/check_notebook_outputs.py checks its outputs (valid PNG/SVG
-images, non-empty tables, execution counts 1..N in order); a problem fails the notebook. Each notebook runs in a
+images, non-empty tables, execution counts 1..N in order, no display lost to evcxr's one-display-per-kind-per-cell
+rule); a problem fails the notebook. Each notebook runs in a
 fresh kernel whose working folder is the notebook's own folder (so
 `:dep r1lab = { path = ".." }` resolves), one after another, so they all reuse the same warm
 evcxr build folder (see scripts/evcxr_kernel.sh). The executed copy, outputs and per-cell
@@ -26,7 +27,7 @@ from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError, CellTimeoutError, DeadKernelError
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import check_notebook_outputs  # noqa: E402  (the output check: valid images, non-empty tables, counts 1..N)
+import check_notebook_outputs  # noqa: E402  (the output check: images, tables, counts 1..N, no lost display)
 
 
 def cell_seconds(cell) -> float | None:

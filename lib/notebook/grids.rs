@@ -1,12 +1,15 @@
 //! The papers' ablation grids in a notebook (notebook 06, issue 7): which grid files to run (an environment
-//! variable holding one or more paths, defaulting to the CI-sized twins under `experiments/embedded/ci/`), and a
+//! variable holding one or more paths, defaulting to the CI-sized twins under `experiments/embedded/ci/`), which
+//! cold-start runs their "from the cold start" cells need first ([`cold_starts`]: one per paper), and a
 //! finished grid ([`crate::repro::grid::run_grid`]) as polars tables and a chart: every run, the cells in the
 //! paper's table shape with the published numbers beside ours, and the paired per-seed differences against one
 //! reference cell with their 95 % CIs (Vision-R1 Tab.5/Tab.6, ReVisual-R1 Tab.3/Tab.4; papers_spec §1.8, §2.11).
 //!
 //! Choices (notebook plumbing, not from either paper):
 //! - The variable holds paths separated by `,` (relative to the repository root unless absolute), so one
-//!   notebook run can reproduce several tables.
+//!   notebook run can reproduce several tables. The cold starts are lists too, paired in order: the i-th cold-start
+//!   manifest is prepared with the i-th chain file and opened from the i-th record folder if records are given;
+//!   one chain file serves every manifest.
 //! - The reference of the paired differences is the paper's final recipe when the grid has it as a cell
 //!   ([`reference_cell`]: Vision-R1's 4K×16→8K×8 and cold start, ReVisual-R1's PAD and CS+MRL+TRL), else the
 //!   first cell.
@@ -16,7 +19,7 @@
 //!   are different benchmarks (ours: the held-out split), so the chart compares shapes, not levels.
 use std::path::PathBuf;
 
-use anyhow::{Result, ensure};
+use anyhow::{Result, bail, ensure};
 use polars::df;
 use polars::prelude::{Column, DataFrame};
 
@@ -26,10 +29,75 @@ use crate::plot::{LineChart, Series};
 use crate::repro::grid::Grid;
 use crate::repro::sweep::{CellSummary, mean_ci};
 
+/// The entries of `$var` (`,`-separated, blanks dropped), else of `default` (same form).
+fn env_list(var: &str, default: &str) -> Vec<String> {
+    let list = std::env::var(var).ok().filter(|v| !v.trim().is_empty()).unwrap_or_else(|| default.to_string());
+    list.split(',').map(str::trim).filter(|p| !p.is_empty()).map(String::from).collect()
+}
+
 /// The grid files named by `$var` (`,`-separated), else by `default` (same form).
 pub fn grid_files(lab: &Lab, var: &str, default: &str) -> Vec<PathBuf> {
-    let list = std::env::var(var).ok().filter(|v| !v.trim().is_empty()).unwrap_or_else(|| default.to_string());
-    list.split(',').map(str::trim).filter(|p| !p.is_empty()).map(|p| lab.repo_root.join(p)).collect()
+    env_list(var, default).iter().map(|p| lab.repo_root.join(p)).collect()
+}
+
+/// A cold-start run the grids start from: its manifest, the chain file whose data it is prepared with, and the
+/// finished run folder to open instead of running it, if one was named.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ColdStart {
+    pub manifest: PathBuf,
+    pub chain: String,
+    pub record: Option<PathBuf>,
+}
+
+/// The cold starts named by `$manifests_var`, `$chains_var` and `$records_var` (each `,`-separated, paired in
+/// order; the first two default to `default_manifests` and `default_chains`, records to none). One chain file
+/// serves every manifest; otherwise the lists must have equal lengths, and records, when given, one per manifest.
+pub fn cold_starts(
+    lab: &Lab,
+    (manifests_var, default_manifests): (&str, &str),
+    (chains_var, default_chains): (&str, &str),
+    records_var: &str,
+) -> Result<Vec<ColdStart>> {
+    let manifests = env_list(manifests_var, default_manifests);
+    let chains = env_list(chains_var, default_chains);
+    let records = env_list(records_var, "");
+    pair_cold_starts(lab, (manifests_var, manifests), (chains_var, chains), (records_var, records))
+}
+
+/// [`cold_starts`] on the lists read (each with the variable it came from, for the errors).
+fn pair_cold_starts(
+    lab: &Lab,
+    (manifests_var, manifests): (&str, Vec<String>),
+    (chains_var, mut chains): (&str, Vec<String>),
+    (records_var, records): (&str, Vec<String>),
+) -> Result<Vec<ColdStart>> {
+    ensure!(!manifests.is_empty(), "{manifests_var} names no cold-start manifest");
+    if chains.len() == 1 {
+        chains = vec![chains[0].clone(); manifests.len()];
+    }
+    if chains.len() != manifests.len() {
+        bail!(
+            "{} cold-start manifest(s) ({manifests_var} or its default: {manifests:?}) but {} chain file(s) \
+             ({chains_var} or its default: {chains:?}); give one chain file, or one per manifest in the same order",
+            manifests.len(),
+            chains.len()
+        );
+    }
+    if !records.is_empty() && records.len() != manifests.len() {
+        bail!(
+            "{} run folder(s) in {records_var} for {} cold-start manifest(s) {manifests:?}; name one finished run \
+             per manifest, in the same order, or unset {records_var}",
+            records.len(),
+            manifests.len()
+        );
+    }
+    let record = |i: usize| records.get(i).map(|r| lab.repo_root.join(r));
+    Ok(manifests
+        .iter()
+        .zip(chains)
+        .enumerate()
+        .map(|(i, (m, chain))| ColdStart { manifest: lab.repo_root.join(m), chain, record: record(i) })
+        .collect())
 }
 
 /// The cell labels the papers' final recipes carry in their ablation tables, in the order they are looked for.
@@ -193,6 +261,7 @@ mod tests {
             ("vision_r1_tab5_ptst", "vision_r1_tab5_ptst", "vision_r1/grids/tab5_ptst"),
             ("vision_r1_tab6_cold_start", "vision_r1_tab6_cold_start", "vision_r1/grids/tab6_cold_start"),
             ("revisual_r1_tab4_pad", "revisual_r1_tab4_pad", "revisual_r1/grids/tab4_pad"),
+            ("revisual_r1_tab3_stages", "revisual_r1_tab3_stages", "revisual_r1/grids/tab3_stages"),
         ] {
             let load = |rel: String| Grid::load(&root().join(rel)).unwrap();
             let ci = load(format!("experiments/embedded/ci/{ci}.grid.toml"));
@@ -204,6 +273,13 @@ mod tests {
             assert_eq!((ci.seeds.len(), ci.metric.as_str()), (2, embedded.metric.as_str()));
             let check = ci.check(root()).unwrap();
             assert_eq!(check.cells, ci.cell_labels());
+            // Every cell's (last) stage evaluates the suite the grid's metric names.
+            let suite = ci.metric.split('.').next().unwrap();
+            let last_stages = ci.manifest.iter().chain(ci.chain.iter().filter_map(|c| c.manifests.last()));
+            for m in last_stages {
+                let manifest = crate::repro::manifest::Manifest::load(&root().join(m)).unwrap();
+                assert!(manifest.eval.iter().any(|e| e.name == suite), "{} has no eval {suite:?}", m.display());
+            }
         }
     }
 
@@ -212,6 +288,32 @@ mod tests {
         let lab = Lab::from_env().unwrap();
         let files = grid_files(&lab, "R1LAB_TEST_UNSET_GRID_VAR", "a.grid.toml, b.grid.toml,");
         assert_eq!(files, vec![lab.repo_root.join("a.grid.toml"), lab.repo_root.join("b.grid.toml")]);
+    }
+
+    #[test]
+    fn cold_starts_pair_manifests_chains_and_records_in_order() {
+        let lab = Lab::from_env().unwrap();
+        let unset = ("R1LAB_TEST_UNSET_COLD_VAR", "a.toml, b.toml");
+        let both =
+            cold_starts(&lab, unset, ("R1LAB_TEST_UNSET_CHAIN_VAR", "a.chain.toml,b.chain.toml"), "R1LAB_X").unwrap();
+        assert_eq!(both.len(), 2);
+        assert_eq!((both[1].manifest.clone(), both[1].chain.as_str()), (lab.repo_root.join("b.toml"), "b.chain.toml"));
+        assert_eq!(both[0].record, None);
+        // One chain file serves every manifest.
+        let one = cold_starts(&lab, unset, ("R1LAB_TEST_UNSET_CHAIN_VAR", "c.chain.toml"), "R1LAB_X").unwrap();
+        assert!(one.iter().all(|c| c.chain == "c.chain.toml"), "{one:?}");
+        let err = cold_starts(&lab, unset, ("R1LAB_TEST_UNSET_CHAIN_VAR", "c,d,e"), "R1LAB_X").unwrap_err().to_string();
+        assert!(err.contains("3 chain file(s)") && err.contains("R1LAB_TEST_UNSET_CHAIN_VAR"), "{err}");
+        let list = |xs: &[&str]| xs.iter().map(|x| x.to_string()).collect::<Vec<_>>();
+        let with_records =
+            pair_cold_starts(&lab, ("M", list(&["a.toml", "b.toml"])), ("C", list(&["c"])), ("R", list(&["r1", "r2"])))
+                .unwrap();
+        assert_eq!(with_records[1].record, Some(lab.repo_root.join("r2")));
+        let err = pair_cold_starts(&lab, ("M", list(&["a.toml", "b.toml"])), ("C", list(&["c"])), ("R", list(&["r1"])))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("1 run folder(s) in R"), "{err}");
+        assert!(pair_cold_starts(&lab, ("M", vec![]), ("C", list(&["c"])), ("R", vec![])).is_err());
     }
 
     #[test]

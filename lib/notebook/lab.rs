@@ -102,6 +102,12 @@ impl Lab {
             println!("opened finished run {} ({})", out.record.run_id, dir.display());
             return Ok(out);
         }
+        self.run_or_reuse(manifest)
+    }
+
+    /// An earlier finished run of `manifest` (same manifest, code and seed), else a new run (resumed from its
+    /// newest checkpoint if an unfinished one exists), with progress lines while it trains.
+    pub fn run_or_reuse(&self, manifest: &Path) -> Result<RunOutcome> {
         let opts = self.run_options();
         if let Some(done) = finished_outcome(manifest, &opts)? {
             println!("reusing finished run {} ({})", done.record.run_id, done.dir.display());
