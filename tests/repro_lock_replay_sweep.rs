@@ -21,8 +21,9 @@ use r1lab::pipeline::resolve::Roots;
 use r1lab::pipeline::{RunControl, RunOptions, run_manifest_with};
 use r1lab::repro::lock::lock_file;
 use r1lab::repro::manifest::{Manifest, Source};
+use r1lab::repro::record::{CodeState, run_id};
 use r1lab::repro::replay::replay;
-use r1lab::repro::sweep::{Axis, SweepSpec, run_sweep};
+use r1lab::repro::sweep::{Axis, SweepSpec, run_or_reuse, run_sweep};
 
 /// A temp folder with the tiny model in an offline Hub cache (`refs/main` → its commit) and cold-start data.
 type Setup = common::Workspace;
@@ -233,4 +234,22 @@ fn cli_lock_writes_the_locked_copy_and_run_require_locked_refuses_the_original()
     assert_eq!(report["unresolved"], serde_json::json!({}), "{report}");
     assert!(report["pinned"]["model.source"].as_str().unwrap().contains(&s.revision), "{report}");
     assert!(Manifest::load(&s.root.path().join("cli.lock.toml")).unwrap().is_locked());
+}
+
+#[test]
+fn a_sweep_reads_a_new_run_from_the_folder_it_reports_whatever_id_it_planned() {
+    // A commit during a sweep changes the id a run gets when it starts; the sweep must read that run, not the id it
+    // planned with the code state of the sweep's start.
+    let s = setup();
+    let path = locked_manifest(&s, "moved", 8);
+    let manifest = Manifest::load(&path).unwrap();
+    let opts = opts(&s);
+    let control = RunControl::default();
+    let stale = CodeState { commit: Some("0".repeat(40)), dirty: Some(false) };
+    let (id, dir) = run_or_reuse(&manifest, &path, &stale, &opts, &control).unwrap();
+    assert_ne!(id, run_id(&manifest, &stale).unwrap(), "the planned id is not the run's");
+    assert!(dir.join("final_metrics.json").is_file() && dir.ends_with(&id));
+    let now = CodeState::detect(&opts.repo_root);
+    let again = run_or_reuse(&manifest, &path, &now, &opts, &control).unwrap();
+    assert_eq!(again, (id, dir), "a finished run with the current id is reused");
 }

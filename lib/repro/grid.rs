@@ -56,9 +56,9 @@ use serde::{Deserialize, Serialize};
 use toml::{Table, Value};
 
 use crate::io::write_atomic;
-use crate::pipeline::{RunControl, RunOptions, run_manifest_with};
+use crate::pipeline::{RunControl, RunOptions};
 use crate::repro::manifest::{Manifest, TrainSettings};
-use crate::repro::record::{CodeState, RunRecord, run_id};
+use crate::repro::record::CodeState;
 use crate::repro::sweep::{self, Axis, CellSummary, SweepRow, SweepSpec, set_seed};
 
 /// A grid file.
@@ -388,14 +388,9 @@ fn run_chains(grid: &Grid, opts: &RunOptions, out: &Path) -> Result<Vec<CellSumm
                     Manifest::from_toml_str(&text).with_context(|| format!("{} with seed {seed}", m.display()))?;
                 let file = dir.join(format!("{i}.toml"));
                 write_atomic(&file, text.as_bytes())?;
-                let id = run_id(&manifest, &code)?;
-                let run_dir = chain_opts.runs_root.join(&id);
-                let finished = run_dir.join("run.json").is_file() && RunRecord::read(&run_dir)?.is_complete();
-                if !finished {
-                    run_manifest_with(&file, &chain_opts, &RunControl::default())
-                        .with_context(|| format!("chain {:?} seed {seed}: running {}", chain.label, m.display()))?;
-                }
-                last = Some((id, run_dir));
+                let done = sweep::run_or_reuse(&manifest, &file, &code, &chain_opts, &RunControl::default())
+                    .with_context(|| format!("chain {:?} seed {seed}: running {}", chain.label, m.display()))?;
+                last = Some(done);
             }
             let (id, run_dir) = last.context("empty chain")?;
             let bytes = std::fs::read(run_dir.join("final_metrics.json"))

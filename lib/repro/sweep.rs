@@ -245,6 +245,27 @@ pub fn mean_ci(xs: &[f64]) -> (f64, Option<f64>, Option<f64>) {
     (mean, Some(std), Some(t975(xs.len() as u64 - 1) * std / n.sqrt()))
 }
 
+/// The finished run of `manifest` under `control.record_root` (or `opts.runs_root`) if there is one with the id
+/// `code` gives it, else a new run of `file`; returns its id and folder. A new run is read from the folder it
+/// reports: its id depends on the code state when it starts, which a commit made during a sweep changes.
+pub fn run_or_reuse(
+    manifest: &Manifest,
+    file: &Path,
+    code: &CodeState,
+    opts: &RunOptions,
+    control: &RunControl,
+) -> Result<(String, PathBuf)> {
+    let root = control.record_root.as_ref().unwrap_or(&opts.runs_root);
+    let planned = root.join(run_id(manifest, code)?);
+    let dir = if planned.join("run.json").is_file() && RunRecord::read(&planned)?.is_complete() {
+        planned
+    } else {
+        run_manifest_with(file, opts, control)?.dir
+    };
+    let id = dir.file_name().context("a run folder has a name")?.to_string_lossy().into_owned();
+    Ok((id, dir))
+}
+
 /// Plans, validates, runs and summarises the sweep of the manifest at `path` into `out`.
 pub fn run_sweep(path: &Path, spec: &SweepSpec, opts: &RunOptions, out: &Path) -> Result<SweepOutcome> {
     let text = std::fs::read_to_string(path).with_context(|| format!("reading manifest {}", path.display()))?;
@@ -256,12 +277,8 @@ pub fn run_sweep(path: &Path, spec: &SweepSpec, opts: &RunOptions, out: &Path) -
     for p in &planned {
         let file = out.join("cells").join(format!("c{}-s{}.toml", p.cell, p.seed));
         write_atomic(&file, p.text.as_bytes())?;
-        let id = run_id(&p.manifest, &code)?;
-        let dir = runs.join(&id);
-        let finished = dir.join("run.json").is_file() && RunRecord::read(&dir)?.is_complete();
-        if !finished {
-            run_manifest_with(&file, opts, &control).with_context(|| format!("running {}", file.display()))?;
-        }
+        let (id, dir) = run_or_reuse(&p.manifest, &file, &code, opts, &control)
+            .with_context(|| format!("running {}", file.display()))?;
         let metrics_file = dir.join("final_metrics.json");
         let bytes = std::fs::read(&metrics_file).with_context(|| format!("reading {}", metrics_file.display()))?;
         let metrics: std::collections::BTreeMap<String, f64> = serde_json::from_slice(&bytes)?;
