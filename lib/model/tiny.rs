@@ -69,6 +69,11 @@ pub const VOCAB_MULTIPLE: usize = 64;
 pub const MIN_PIXELS: u64 = 112 * 112;
 pub const MAX_PIXELS: u64 = 224 * 224;
 pub const GENERATION_CONFIG_FILE: &str = "generation_config.json";
+/// `text_config.initializer_range`: 0.9/sqrt(`text_hidden`) at the default width 128. Qwen's 0.02 is 1.2/sqrt(hidden)
+/// at the 7B's width 3584 but only 0.23/sqrt(hidden) at 128, and there the text model never leaves the answer-prior
+/// plateau on the perception questions; at 0.08 it learns to read one count from the image in 300 steps
+/// (`scripts/diagnostics/init_scale_hf.py`, issue 6 note).
+pub const TEXT_INITIALIZER_RANGE: f64 = 0.08;
 
 /// Widths and depths of the tiny model (everything else is Qwen2.5-VL's).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -189,7 +194,7 @@ pub fn tiny_config(arch: &TinyArch, tok: &QwenTokenizer) -> Result<Config> {
             "bos_token_id": s.endoftext,
             "eos_token_id": s.im_end,
             "pad_token_id": null,
-            "initializer_range": 0.02,
+            "initializer_range": TEXT_INITIALIZER_RANGE,
             "use_cache": true
         },
         "vision_config": {
