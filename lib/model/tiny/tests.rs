@@ -175,7 +175,7 @@ fn initialisation_follows_hf_init_weights() {
     assert!(va.contains_key("visual.patch_embed.proj.weight") && va.contains_key("model.embed_tokens.weight"));
     assert_eq!(
         (cfg.vision_config.initializer_range, cfg.text_config.initializer_range),
-        (0.02, TEXT_INITIALIZER_RANGE)
+        (INITIALIZER_RANGE, INITIALIZER_RANGE)
     );
 }
 
