@@ -1,13 +1,15 @@
 //! The base model's training set (issue 6, item 3): the analogue of the perception Qwen2.5-VL-7B-Instruct already has
 //! when both papers start from it. Each sample is one image of the synthetic stream and a multi-turn chat of short
-//! perception questions about it, each answered with a bare number or yes/no and no reasoning ("How many red
-//! circles are there?" → "2"), in LLaMA-Factory's sharegpt layout, so the base model is trained by the ordinary SFT stage from
+//! perception questions about it, each answered in one sentence and no reasoning ("How many red circles are there?"
+//! → "The number of red circles is 2.", the sentence the bridged reasoning reads that fact in), in LLaMA-Factory's
+//! sharegpt layout, so the base model is trained by the ordinary SFT stage from
 //! its own manifest (`experiments/embedded/base.toml`).
 //!
 //! - Questions come from [`Problem::perception`] (every count of the scene, zeros included); each image gets
 //!   `turns` of them, drawn without replacement from `seed::rng(seed, DataOrder, PERCEPTION_STEP, index, 0)`.
-//! - Images are train-split scenes of the stream `(families, cfg)`, the same stream as the RL and bridged sets; no
-//!   held-out scene is ever used (splits are disjoint by key, see [`crate::data::synthetic`]).
+//! - Training images are train-split scenes of the stream `(families, cfg)`, the same stream as the RL and bridged
+//!   sets; the held-out perception set (every question about test-split scenes) measures what the base model reads
+//!   on scenes it never saw (splits are disjoint by key, see [`crate::data::synthetic`]).
 //! - Only the first user turn holds the `<image>` placeholder, as in LLaMA-Factory's multi-turn image data.
 use std::path::{Path, PathBuf};
 
@@ -34,13 +36,15 @@ pub fn record(p: &Problem, turns: usize, seed: u64) -> SftRecord {
     SftRecord { messages, images: vec![sharegpt::image_path(p)] }
 }
 
-/// Writes `{out}/{name}.json` (and the images) with `n` train-split images per family, `turns` questions each;
+/// Writes `{out}/{name}.json` (and the images) with `n` images of `split` per family, `turns` questions each;
 /// returns the file and the number of question turns.
+#[allow(clippy::too_many_arguments)]
 pub fn export(
     out: &Path,
     name: &str,
     families: &[Family],
     cfg: &Config,
+    split: Split,
     n: usize,
     turns: usize,
     seed: u64,
@@ -52,7 +56,7 @@ pub fn export(
              drop it from the base model's families"
         );
     }
-    let problems = generate_mix(families, cfg, Split::Train, n)?;
+    let problems = generate_mix(families, cfg, split, n)?;
     let records: Vec<SftRecord> = problems.iter().map(|p| record(p, turns, seed)).collect();
     let n_turns = records.iter().map(|r| r.messages.len() / 2).sum();
     let file = sharegpt::write_dataset(out, name, &records, &problems)?;
@@ -68,25 +72,41 @@ mod tests {
     fn shapes_questions_count_the_scene_and_draws_are_seeded() {
         let cfg = Config { seed: 3, level: 1, size: 112 };
         let p = generate(Family::Shapes, &cfg, 7).unwrap();
-        assert_eq!(p.perception.len(), 41);
-        // The colour counts add up to the number of shapes, as do the kind counts.
+        assert_eq!(p.perception.len(), 28);
+        // Every answer is the reasoning's own sentence; the colour counts add up to the number of shapes, as do the
+        // kind counts, and the tally repeats the colour counts.
         let n: usize = p.scene.split_whitespace().nth(3).unwrap().parse().unwrap();
-        let sum = |prefix: &[&str]| -> usize {
-            p.perception
-                .iter()
-                .filter(|s| prefix.iter().any(|q| s.text == format!("How many {q} are there?")))
-                .map(|s| s.value.parse::<usize>().unwrap())
-                .sum()
-        };
-        assert_eq!(sum(&["red shapes", "green shapes", "blue shapes", "yellow shapes"]), n);
-        assert_eq!(sum(&["circles", "squares", "triangles"]), n);
-        assert_eq!(sum(&["small shapes", "large shapes"]), n);
         let answer = |q: &str| p.perception.iter().find(|s| s.text == q).map(|s| s.value.clone()).unwrap();
-        for (c, k) in [("red", "circle"), ("blue", "square"), ("green", "triangle"), ("yellow", "circle")] {
-            let count = answer(&format!("How many {c} {k}s are there?"));
-            let present = answer(&format!("Is there a {c} {k}?"));
-            assert_eq!(present == "yes", count != "0", "{c} {k}: present {present}, count {count}");
-        }
+        let number = |q: &str, what: &str| -> usize {
+            let a = answer(q);
+            let v = a.strip_prefix(&format!("The number of {what} is ")).and_then(|r| r.strip_suffix('.'));
+            v.unwrap_or_else(|| panic!("{q:?} answered {a:?}")).parse().unwrap()
+        };
+        let colours = ["red", "green", "blue", "yellow"];
+        let by_colour: Vec<usize> = colours
+            .iter()
+            .map(|c| number(&format!("How many {c} shapes are there?"), &format!("{c} shapes")))
+            .collect();
+        assert_eq!(by_colour.iter().sum::<usize>(), n);
+        let kinds: usize = ["circle", "square", "triangle"]
+            .iter()
+            .map(|k| number(&format!("How many {k}s are there?"), &format!("{k}s")))
+            .sum();
+        assert_eq!(kinds, n);
+        let pairs: usize = colours
+            .iter()
+            .flat_map(|c| ["circle", "square", "triangle"].map(|k| (c, k)))
+            .map(|(c, k)| number(&format!("How many {c} {k}s are there?"), &format!("{c} {k}s")))
+            .sum();
+        assert_eq!(pairs, n);
+        let small_not_red = number("How many small shapes are not red?", "small shapes that are not red");
+        let large_not_red = number("How many large shapes are not red?", "large shapes that are not red");
+        assert_eq!(small_not_red + large_not_red, n - by_colour[0]);
+        let tally = format!(
+            "Red: {}. Green: {}. Blue: {}. Yellow: {}.",
+            by_colour[0], by_colour[1], by_colour[2], by_colour[3]
+        );
+        assert_eq!(answer("Count the shapes by colour."), tally);
 
         let a = record(&p, 5, 1);
         assert_eq!(a.messages.len(), 10);
@@ -94,16 +114,16 @@ mod tests {
         assert!(!a.messages[2].content.contains("<image>"));
         assert_eq!(a, record(&p, 5, 1));
         assert_ne!(a, record(&p, 5, 2), "another seed draws other questions");
-        assert_eq!(record(&p, 100, 1).messages.len(), 82, "all 41 questions when more are asked for");
+        assert_eq!(record(&p, 100, 1).messages.len(), 56, "all 28 questions when more are asked for");
     }
 
     #[test]
     fn families_without_questions_are_refused() {
         let dir = tempfile::tempdir().unwrap();
         let cfg = Config { seed: 0, level: 1, size: 112 };
-        let err = export(dir.path(), "x", &[Family::Bars], &cfg, 2, 4, 0).unwrap_err();
+        let err = export(dir.path(), "x", &[Family::Bars], &cfg, Split::Train, 2, 4, 0).unwrap_err();
         assert!(err.to_string().contains("bars"), "{err}");
-        let err = export(dir.path(), "x", &[Family::Shapes], &cfg, 2, 0, 0).unwrap_err();
+        let err = export(dir.path(), "x", &[Family::Shapes], &cfg, Split::Train, 2, 0, 0).unwrap_err();
         assert!(err.to_string().contains("0"), "{err}");
     }
 }

@@ -9,7 +9,7 @@
 //! 2. **Run** each manifest with [`crate::pipeline::run_manifest`] (a later stage's model is the newest finished run
 //!    of its parent stage), each leaving a complete run record. A stage whose run (same manifest, code commit and
 //!    seed) already finished is reused, so a second `make demo` only prints the summary again.
-//! 3. **Summarize**: one row per stage plus the untrained model (the first stage's step-0 evaluation): held-out
+//! 3. **Summarize**: one row per stage plus the starting model (the first stage's step-0 evaluation): held-out
 //!    accuracy, format rate, mean response length, truncation; printed and written to `<runs>/<chain>-summary.md`
 //!    and `.json`. With `--seeds`, the chain runs once per seed and [`seeds`] adds each stage's mean ± 95 % CI and
 //!    the paired stage-to-stage differences (issue 6's proof).
@@ -33,6 +33,8 @@ use crate::model::tiny::{TinySpec, install};
 use crate::pipeline::{RunOptions, RunOutcome, finished_outcome, run_manifest};
 use crate::repro::record::Metrics;
 
+#[cfg(test)]
+mod pins;
 pub mod seeds;
 
 /// A chain file.
@@ -43,6 +45,10 @@ pub struct Chain {
     pub name: String,
     pub tiny: TinySettings,
     pub data: DataSettings,
+    /// Committed model folders installed into the Hub cache before the stages run (`[[install]]`), e.g. the base
+    /// model `assets/tiny-base/` that the cold starts pin as `r1lab/tiny-qwen2.5-vl-base`.
+    #[serde(default)]
+    pub install: Vec<InstallSettings>,
     /// Stage manifests, in order.
     pub manifests: Vec<PathBuf>,
 }
@@ -54,6 +60,33 @@ pub struct TinySettings {
     pub seed: u64,
     /// Image side the preprocessor is set for.
     pub size: u32,
+}
+
+/// A committed model folder placed into the Hub cache at its content revision ([`crate::hub::install`]), so stage
+/// manifests pin it by repository, revision and file hashes exactly as they pin a downloaded checkpoint.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InstallSettings {
+    /// Repository id it is installed as (`owner/name`).
+    pub repo: String,
+    /// The folder (relative to the repository root); every file in it is installed.
+    pub path: PathBuf,
+}
+
+/// Installs every file of `s.path` into the cache.
+fn install_folder(s: &InstallSettings, repo_root: &Path, cache_dir: &Path) -> Result<crate::hub::install::Installed> {
+    let dir = repo_root.join(&s.path);
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(&dir)
+        .with_context(|| format!("reading {} (the model folder to install as {})", dir.display(), s.repo))?
+    {
+        let entry = entry.with_context(|| format!("listing {}", dir.display()))?;
+        if entry.file_type().with_context(|| format!("inspecting {}", entry.path().display()))?.is_file() {
+            files.push(entry.file_name().to_string_lossy().into_owned());
+        }
+    }
+    files.sort();
+    crate::hub::install::install_dir(&s.repo, &dir, &files, cache_dir)
 }
 
 /// The synthetic data of the chain.
@@ -95,7 +128,8 @@ pub struct DataSettings {
     #[serde(default)]
     pub blind_control: bool,
     /// Train-split images per family for the base model's perception set (`base/train_perception.json`, see
-    /// [`crate::data::perception`]); 0 (the default) builds none.
+    /// [`crate::data::perception`]), and every question about `test_per_family` held-out images
+    /// (`base/test_perception.json`); 0 (the default) builds neither.
     #[serde(default)]
     pub perception_per_family: usize,
     /// Perception questions per image.
@@ -171,6 +205,10 @@ pub fn prepare(chain: &Chain, repo_root: &Path, hub: &HubOptions) -> Result<f64>
     let t0 = Instant::now();
     let repo = install(&tiny_spec(&chain.tiny), &hub.cache_dir)?;
     println!("prepare: tiny model r1lab/tiny-qwen2.5-vl@{} in {}", repo.revision, hub.cache_dir.display());
+    for i in &chain.install {
+        let revision = install_folder(i, repo_root, &hub.cache_dir)?.revision;
+        println!("prepare: {} from {} as {}@{revision}", i.repo, i.path.display(), i.repo);
+    }
     let d = &chain.data;
     let out = repo_root.join(&d.out);
     let cfg = SynthConfig { seed: d.seed, level: d.level, size: d.size };
@@ -206,11 +244,23 @@ pub fn prepare(chain: &Chain, repo_root: &Path, hub: &HubOptions) -> Result<f64>
             "train_perception",
             &d.families,
             &cfg,
+            Split::Train,
             d.perception_per_family,
             d.perception_turns,
             d.perception_seed,
         )?;
         println!("prepare: base model's perception set, {turns} questions, in {}", file.display());
+        let (file, turns) = crate::data::perception::export(
+            &out.join("base"),
+            "test_perception",
+            &d.families,
+            &cfg,
+            Split::Test,
+            d.test_per_family,
+            usize::MAX,
+            d.perception_seed,
+        )?;
+        println!("prepare: held-out perception set, {turns} questions, in {}", file.display());
     }
     if d.blind_control {
         let [sft, rl] = blind_copies(&out)?;
@@ -266,7 +316,7 @@ fn initial_eval(run_dir: &Path) -> Result<BTreeMap<String, f64>> {
     Ok(pick(|k| m.series(k).first().map(|(_, v)| *v)))
 }
 
-/// Runs the chain; returns the summary rows (untrained model first). With `opts.seeds`, runs it once per seed
+/// Runs the chain; returns the summary rows (the starting model first). With `opts.seeds`, runs it once per seed
 /// instead ([`seeds`]) and returns the rows of the first seed.
 pub fn run(chain_path: &Path, opts: &DemoOptions) -> Result<Vec<SummaryRow>> {
     let chain = Chain::load(chain_path)?;
@@ -303,7 +353,11 @@ fn run_options(opts: &DemoOptions, runs_root: &Path) -> RunOptions {
     }
 }
 
-/// Runs `manifests` in order (reusing finished runs); one row per stage, after the untrained model's.
+/// The summary row of the model the chain starts from (the first stage's step-0 evaluation): the base model of the
+/// embedded chains, `assets/tiny-base/`.
+pub const START_ROW: &str = "base (step 0)";
+
+/// Runs `manifests` in order (reusing finished runs); one row per stage, after the starting model's.
 fn run_stages(manifests: &[PathBuf], run_opts: &RunOptions) -> Result<Vec<SummaryRow>> {
     let mut rows = Vec::new();
     for (i, path) in manifests.iter().enumerate() {
@@ -316,12 +370,7 @@ fn run_stages(manifests: &[PathBuf], run_opts: &RunOptions) -> Result<Vec<Summar
             None => run_manifest(path, run_opts).with_context(|| format!("stage {}", path.display()))?,
         };
         if i == 0 {
-            rows.push(SummaryRow {
-                stage: "untrained".into(),
-                run: None,
-                values: initial_eval(&out.dir)?,
-                wall_s: 0.0,
-            });
+            rows.push(SummaryRow { stage: START_ROW.into(), run: None, values: initial_eval(&out.dir)?, wall_s: 0.0 });
         }
         rows.push(SummaryRow {
             stage: out.record.manifest.id.clone(),

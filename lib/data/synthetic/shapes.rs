@@ -1,9 +1,9 @@
 //! Shapes: coloured circles, squares and triangles, small or large, one per cell of a 4×4 grid.
 //! Level 1: 3–5 shapes, level 2: 6–9, level 3: 10–14. Questions: inclusion–exclusion counts
 //! ("shapes that are red or circles"), filtered counts with a size, and multiple choice on the most
-//! frequent colour. Perception questions ([`perception`]): every colour, kind, size, colour-kind and
-//! size-not-colour count of the scene and whether each colour-kind pair is present, answered with a bare number or
-//! yes/no (the base model's training set, issue 6 item 3).
+//! frequent colour. Perception questions ([`perception`]): every colour, kind, colour-kind and size-not-colour count
+//! of the scene and the per-colour tally, answered in the reasoning's own sentences (the base model's training set,
+//! issue 6 item 3).
 use image::Rgb;
 use rand::Rng;
 use rand::seq::SliceRandom;
@@ -149,27 +149,38 @@ pub(crate) fn build(rng: &mut ChaCha8Rng, level: u8, size: u32) -> Built {
     Built { key, scene, question, choices, answer, trace: Trace { facts, steps }, image: img, perception }
 }
 
-/// The scene's perception questions, answered from the objects (no random draws: the problem stream is unchanged).
+/// The scene's perception questions, answered from the objects (no random draws: the problem stream is unchanged):
+/// exactly the facts the bridged reasoning of [`build`]'s questions reads off the picture (the counts of a colour, a
+/// kind, a colour-kind pair, a size without a colour, and the per-colour tally), each answered in the sentence the
+/// reasoning writes it in (`lib/data/bridging/solve.rs`: "The number of red circles is 2."), so the base model's
+/// reading carries over into the cold start's chains of thought unchanged.
 fn perception(objs: &[Obj]) -> Vec<Step> {
-    let count = |f: &dyn Fn(&Obj) -> bool| objs.iter().filter(|o| f(o)).count().to_string();
+    let count = |f: &dyn Fn(&Obj) -> bool| objs.iter().filter(|o| f(o)).count();
     let mut out = Vec::new();
-    let mut ask = |text: String, value: String| out.push(Step { text, value });
+    let mut ask = |question: String, what: String, n: usize| {
+        out.push(Step { text: question, value: format!("The number of {what} is {n}.") })
+    };
     for (c, (cname, _)) in COLORS.iter().enumerate() {
-        ask(format!("How many {cname} shapes are there?"), count(&|o| o.color == c));
+        ask(format!("How many {cname} shapes are there?"), format!("{cname} shapes"), count(&|o| o.color == c));
     }
     for (k, kname) in KINDS.iter().enumerate() {
-        ask(format!("How many {kname}s are there?"), count(&|o| o.kind == k));
+        ask(format!("How many {kname}s are there?"), format!("{kname}s"), count(&|o| o.kind == k));
         for (c, (cname, _)) in COLORS.iter().enumerate() {
-            ask(format!("How many {cname} {kname}s are there?"), count(&|o| o.color == c && o.kind == k));
-            let any = objs.iter().any(|o| o.color == c && o.kind == k);
-            ask(format!("Is there a {cname} {kname}?"), if any { "yes" } else { "no" }.to_string());
+            let n = count(&|o| o.color == c && o.kind == k);
+            ask(format!("How many {cname} {kname}s are there?"), format!("{cname} {kname}s"), n);
         }
     }
     for (large, sname) in [(false, "small"), (true, "large")] {
-        ask(format!("How many {sname} shapes are there?"), count(&|o| o.large == large));
         for (c, (cname, _)) in COLORS.iter().enumerate() {
-            ask(format!("How many {sname} shapes are not {cname}?"), count(&|o| o.large == large && o.color != c));
+            let n = count(&|o| o.large == large && o.color != c);
+            ask(format!("How many {sname} shapes are not {cname}?"), format!("{sname} shapes that are not {cname}"), n);
         }
     }
+    let tally: Vec<String> = COLORS
+        .iter()
+        .enumerate()
+        .map(|(c, (cname, _))| format!("{}{}: {}.", cname[..1].to_uppercase(), &cname[1..], count(&|o| o.color == c)))
+        .collect();
+    out.push(Step { text: "Count the shapes by colour.".into(), value: tally.join(" ") });
     out
 }
