@@ -239,28 +239,22 @@ pub fn prepare(chain: &Chain, repo_root: &Path, hub: &HubOptions) -> Result<f64>
         println!("prepare: ReVisual-R1 text cold start (\\boxed answers) in {}", written.display());
     }
     if d.perception_per_family > 0 {
-        let (file, turns) = crate::data::perception::export(
-            &out.join("base"),
-            "train_perception",
-            &d.families,
-            &cfg,
-            Split::Train,
-            d.perception_per_family,
-            d.perception_turns,
-            d.perception_seed,
-        )?;
-        println!("prepare: base model's perception set, {turns} questions, in {}", file.display());
-        let (file, turns) = crate::data::perception::export(
-            &out.join("base"),
-            "test_perception",
-            &d.families,
-            &cfg,
-            Split::Test,
-            d.test_per_family,
-            usize::MAX,
-            d.perception_seed,
-        )?;
-        println!("prepare: held-out perception set, {turns} questions, in {}", file.display());
+        let sets = [
+            (
+                "base model's perception set",
+                "train_perception",
+                Split::Train,
+                d.perception_per_family,
+                d.perception_turns,
+            ),
+            ("held-out perception set", "test_perception", Split::Test, d.test_per_family, usize::MAX),
+        ];
+        for (what, name, split, n, turns) in sets {
+            let base = out.join("base");
+            let (file, turns) =
+                crate::data::perception::export(&base, name, &d.families, &cfg, split, n, turns, d.perception_seed)?;
+            println!("prepare: {what}, {turns} questions, in {}", file.display());
+        }
     }
     if d.blind_control {
         let [sft, rl] = blind_copies(&out)?;
