@@ -249,8 +249,8 @@ pub fn prepare(chain: &Chain, repo_root: &Path, hub: &HubOptions) -> Result<f64>
             ),
             ("held-out perception set", "test_perception", Split::Test, d.test_per_family, usize::MAX),
         ];
+        let base = out.join("base");
         for (what, name, split, n, turns) in sets {
-            let base = out.join("base");
             let (file, turns) =
                 crate::data::perception::export(&base, name, &d.families, &cfg, split, n, turns, d.perception_seed)?;
             println!("prepare: {what}, {turns} questions, in {}", file.display());

@@ -35,12 +35,17 @@ fn embedded_manifests_pin_the_models_the_chains_install() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let cache = tempfile::tempdir().unwrap();
     let mut installed = Installed::new();
+    let mut built = Vec::new();
     let files = crate::io::files_ending(&root.join("experiments/embedded"), ".toml");
     for f in files.iter().filter(|f| f.to_string_lossy().ends_with(".chain.toml")) {
         let chain = Chain::load(f).unwrap();
-        let tiny = install(&tiny_spec(&chain.tiny), cache.path()).unwrap();
-        let hashes = tiny.files.iter().map(|(f, h, _)| (f.clone(), h.clone())).collect();
-        installed.insert((TINY_REPO_ID.to_string(), tiny.revision), hashes);
+        // The chains share their `[tiny]` settings: build each distinct tiny model once.
+        if !built.contains(&chain.tiny) {
+            built.push(chain.tiny);
+            let tiny = install(&tiny_spec(&chain.tiny), cache.path()).unwrap();
+            let hashes = tiny.files.iter().map(|(f, h, _)| (f.clone(), h.clone())).collect();
+            installed.insert((TINY_REPO_ID.to_string(), tiny.revision), hashes);
+        }
         for i in &chain.install {
             let done = install_folder(i, root, cache.path()).unwrap_or_else(|e| panic!("{}: {e:#}", f.display()));
             let hashes = done.files.iter().map(|(f, h, _)| (f.clone(), h.clone())).collect();

@@ -11,6 +11,7 @@ use rand_chacha::ChaCha8Rng;
 
 use super::raster;
 use super::{Built, Step, Trace, letter};
+use crate::data::bridging::reasoner::capitalize;
 
 const COLORS: [(&str, Rgb<u8>); 4] = [
     ("red", Rgb([220, 40, 40])),
@@ -179,7 +180,7 @@ fn perception(objs: &[Obj]) -> Vec<Step> {
     let tally: Vec<String> = COLORS
         .iter()
         .enumerate()
-        .map(|(c, (cname, _))| format!("{}{}: {}.", cname[..1].to_uppercase(), &cname[1..], count(&|o| o.color == c)))
+        .map(|(c, (cname, _))| format!("{}: {}.", capitalize(cname), count(&|o| o.color == c)))
         .collect();
     out.push(Step { text: "Count the shapes by colour.".into(), value: tally.join(" ") });
     out
