@@ -10,12 +10,13 @@ timings included, is written to --out (atomically) whether the run passed or fai
 summary.json there lists every notebook's status and times. Exit status 1 if any cell failed.
 
 usage: python scripts/run_notebooks.py [--out artifacts/notebooks] NOTEBOOK.ipynb...
-       python scripts/run_notebooks.py --expect-failure tests/notebooks/fails.ipynb
+       python scripts/run_notebooks.py --expect-failure [--expect-error TEXT] tests/notebooks/fails.ipynb
 """
 
 import argparse
 import json
 import os
+import queue
 import sys
 import tempfile
 import time
@@ -25,9 +26,39 @@ from pathlib import Path
 import nbformat
 from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError, CellTimeoutError, DeadKernelError
+from nbclient.util import ensure_async
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import check_notebook_outputs  # noqa: E402  (the output check: images, tables, counts 1..N, no lost display)
+
+
+# evcxr answers a cell (execute_reply, then the "idle" status) before it has forwarded all of the cell's output: the
+# last lines of stdout/stderr, often the message of an `Err` that reached a `?`, can arrive just after "idle", and
+# nbclient, which stops listening at "idle", drops them. So after each cell the runner keeps listening until the
+# kernel has been quiet for LATE_OUTPUT_QUIET_S and adds what arrives for that cell to its outputs.
+LATE_OUTPUT_QUIET_S = 0.5
+
+
+class CellRuntimeError(Exception):
+    """A cell that evcxr reported as "ok" but whose output ends on stderr: an `Err` through `?` or a panic."""
+
+
+async def collect_late_output(client: NotebookClient, cell, cell_index: int, parent_msg_id: str) -> None:
+    while True:
+        try:
+            msg = await ensure_async(client.kc.iopub_channel.get_msg(timeout=LATE_OUTPUT_QUIET_S))
+        except queue.Empty:
+            return
+        if msg["parent_header"].get("msg_id") == parent_msg_id and msg["msg_type"] != "status":
+            client.process_message(msg, cell, cell_index)
+
+
+def ended_on_stderr(cell) -> str | None:
+    """The cell's stderr text if its last output is stderr, else None (check_notebook_outputs has the same rule)."""
+    outs = cell.get("outputs", [])
+    if outs and outs[-1].get("output_type") == "stream" and outs[-1].get("name") == "stderr":
+        return "".join(o.get("text", "") for o in outs if o.get("name") == "stderr").strip()
+    return None
 
 
 def cell_seconds(cell) -> float | None:
@@ -53,13 +84,25 @@ def run_one(path: Path, out_dir: Path, kernel: str, timeout: int, startup_timeou
     code_cells = [c for c in nb.cells if c.cell_type == "code"]
     done = 0
 
-    def on_cell_executed(cell, cell_index, execute_reply):
+    async def on_cell_executed(cell, cell_index, execute_reply):
         nonlocal done
         done += 1
+        await collect_late_output(client, cell, cell_index, execute_reply["parent_header"]["msg_id"])
         secs = cell_seconds(cell)
         status = execute_reply.get("content", {}).get("status", "?")
+        stderr = ended_on_stderr(cell) if status == "ok" else None
+        if stderr is not None:
+            status = "error"
         first = (cell.source.strip().splitlines() or [""])[0][:60]
         print(f"  [{done}/{len(code_cells)}] {status:5} {secs if secs is not None else 0:7.1f} s  {first}", flush=True)
+        if stderr is not None:
+            # Stop here, so the error is reported at the cell that failed, with its message, rather than as a
+            # "cannot find value" at the next cell that uses what this one did not define.
+            tail = "\n    ".join(stderr.splitlines()[-15:])
+            raise CellRuntimeError(
+                f"code cell {done} (notebook cell {cell_index}) failed at run time: its output ends on stderr "
+                f"(an Err through `?`, or a panic; evcxr reports such a cell as ok):\n  {first}\n  stderr:\n    {tail}"
+            )
 
     client = NotebookClient(
         nb,
@@ -76,6 +119,8 @@ def run_one(path: Path, out_dir: Path, kernel: str, timeout: int, startup_timeou
     try:
         client.execute()
     except CellExecutionError as e:
+        error = str(e)
+    except CellRuntimeError as e:
         error = str(e)
     except (CellTimeoutError, DeadKernelError, RuntimeError, TimeoutError) as e:
         error = f"{type(e).__name__}: {e}"
@@ -114,6 +159,11 @@ def main() -> int:
         action="store_true",
         help="succeed only if every notebook fails (tests that the runner catches cell errors)",
     )
+    ap.add_argument(
+        "--expect-error",
+        metavar="TEXT",
+        help="with --expect-failure: every notebook's error must contain TEXT (tests that the real cause is reported)",
+    )
     args = ap.parse_args()
 
     missing = [str(p) for p in args.notebooks if not p.is_file()]
@@ -129,9 +179,16 @@ def main() -> int:
 
     failed = [r["notebook"] for r in results if r["status"] == "failed"]
     if args.expect_failure:
-        if len(failed) == len(results):
+        wrong_cause = [r["notebook"] for r in results if args.expect_error and args.expect_error not in (r["error"] or "")]
+        if len(failed) == len(results) and not wrong_cause:
             print("run_notebooks: every notebook failed, as expected (cell errors are caught)")
             return 0
+        if wrong_cause:
+            print(
+                f"run_notebooks: {', '.join(wrong_cause)} did not fail with {args.expect_error!r}: the cause is lost",
+                file=sys.stderr,
+            )
+            return 1
         print("run_notebooks: a notebook that must fail passed: cell errors are not being caught", file=sys.stderr)
         return 1
     print(f"run_notebooks: {summary['total_seconds']} s in all; records in {args.out}")
