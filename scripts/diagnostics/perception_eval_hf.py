@@ -17,13 +17,8 @@ import re
 import sys
 
 import torch
-from PIL import Image
-from tokenizers import Tokenizer
-from transformers import AutoImageProcessor, Qwen2_5_VLForConditionalGeneration
 
-PROMPT = ("<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n"
-          "<|im_start|>user\n<|vision_start|>" + "<|image_pad|>" * 16 + "<|vision_end|>{}<|im_end|>\n"
-          "<|im_start|>assistant\n")
+from tiny_hf import Pictures, load, pairs, prompt
 
 
 def family(question):
@@ -33,42 +28,31 @@ def family(question):
     return re.sub(r"\b(small|large)\b", "S", q)
 
 
-def pairs(records):
-    for i, r in enumerate(records):
-        m = r["messages"]
-        for j in range(0, len(m), 2):
-            yield i, m[j]["content"].replace("<image>", ""), m[j + 1]["content"]
-
-
 def main():
     model_dir, data_dir = sys.argv[1:3]
     torch.manual_seed(0)
-    model = Qwen2_5_VLForConditionalGeneration.from_pretrained(model_dir, dtype=torch.float32).eval()
-    tok = Tokenizer.from_file(f"{model_dir}/tokenizer.json")
-    proc = AutoImageProcessor.from_pretrained(model_dir)
+    model, tok, proc = load(model_dir)
+    model.eval()
     train = json.load(open(f"{data_dir}/train_perception.json"))
     test = json.load(open(f"{data_dir}/test_perception.json"))
     prior = collections.defaultdict(collections.Counter)
     for _, q, a in pairs(train):
         prior[q][a] += 1
-    pixels = [proc(images=[Image.open(f"{data_dir}/{r['images'][0]}").convert("RGB")], return_tensors="pt")
-              for r in test]
-    assert all(p["image_grid_thw"].tolist() == [[1, 8, 8]] for p in pixels), "expected 112-px pictures"
+    pictures = Pictures(proc, data_dir, test)
     right, base, total = collections.Counter(), collections.Counter(), collections.Counter()
     items = list(pairs(test))
     with torch.no_grad():
         for s in range(0, len(items), 100):
             chunk = items[s:s + 100]
-            rows = [(tok.encode(PROMPT.format(q)).ids, tok.encode(a).ids) for _, q, a in chunk]
+            rows = [(tok.encode(prompt(q)).ids, tok.encode(a).ids) for _, q, a in chunk]
             width = max(len(p) + len(a) for p, a in rows)
             ids = torch.zeros((len(rows), width), dtype=torch.long)
             mask = torch.zeros_like(ids)
             for k, (p, a) in enumerate(rows):  # right-padded: positions and rope indices ignore the padding
                 ids[k, :len(p) + len(a)] = torch.tensor(p + a)
                 mask[k, :len(p) + len(a)] = 1
-            px = torch.cat([pixels[i]["pixel_values"] for i, _, _ in chunk])
-            logits = model(input_ids=ids, attention_mask=mask, pixel_values=px,
-                           image_grid_thw=torch.tensor([[1, 8, 8]] * len(chunk))).logits
+            px, grid = pictures.batch([i for i, _, _ in chunk])
+            logits = model(input_ids=ids, attention_mask=mask, pixel_values=px, image_grid_thw=grid).logits
             for k, ((_, q, a), (p, answer)) in enumerate(zip(chunk, rows)):
                 pred = logits[k, len(p) - 1:len(p) + len(answer) - 1].argmax(-1).tolist()
                 digits = [j for j, t in enumerate(answer) if tok.id_to_token(t).strip("Ġ").isdigit()]
