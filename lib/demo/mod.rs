@@ -118,9 +118,6 @@ pub struct DataSettings {
     /// Probability that the reasoner lists the cells of the shapes it counts (`--p-positions`).
     #[serde(default = "default_p_positions")]
     pub p_positions: f64,
-    /// `p_positions` of the text twins' reasoner (`--text-p-positions`; default `p_positions`).
-    #[serde(default)]
-    pub text_p_positions: Option<f64>,
     /// Also build the text-twin cold-start sets (`train_bridge_text.json`, and `train_bridge_text_boxed.json` in
     /// ReVisual-R1's answer format for its text cold start).
     #[serde(default)]
@@ -233,7 +230,6 @@ pub fn prepare(chain: &Chain, repo_root: &Path, hub: &HubOptions) -> Result<f64>
         p_slip: d.p_slip,
         p_catch: d.p_catch,
         p_positions: d.p_positions,
-        text_p_positions: d.text_p_positions,
         caption_ablation: false,
         text: d.text_twins,
     };

@@ -99,7 +99,6 @@ pub fn bridged_data(out: &Path, n: usize) {
         p_slip: 0.3,
         p_catch: 0.6,
         p_positions: 1.0,
-        text_p_positions: None,
         caption_ablation: false,
         text: false,
     };

@@ -1,6 +1,5 @@
 //! `r1lab data bridge --family all --n N --split train|test --out DIR [--seed S] [--level 1..3]
-//! [--size PX] [--bridge-seed B] [--p-slip P] [--p-catch P] [--p-positions P] [--caption-ablation] [--text]
-//! [--text-p-positions P]`.
+//! [--size PX] [--bridge-seed B] [--p-slip P] [--p-catch P] [--caption-ablation] [--text]`.
 //!
 //! Generates the problems exactly as `data synth` does (same flags, same streams, so the ids and
 //! images are those of a `data synth` export with the same flags), runs the bridging pipeline and
@@ -50,11 +49,6 @@ pub struct BridgeArgs {
     /// Probability that a count lists the cells of the shapes it counts.
     #[arg(long, default_value_t = Knobs::default().p_positions)]
     pub p_positions: f64,
-    /// `--p-positions` of the text-twin run (default: `--p-positions`). The twin states every shape's cell in
-    /// words, so listing the cells is copying them, which a small model learns far more easily than counting
-    /// sentences silently; the picture gives a small model no such handle.
-    #[arg(long)]
-    pub text_p_positions: Option<f64>,
     /// Also run the plain-caption ablation (App.B) and report it.
     #[arg(long)]
     pub caption_ablation: bool,
@@ -69,21 +63,12 @@ pub struct BridgeReport {
     pub synth: Config,
     pub split: Split,
     pub bridge: BridgeConfig,
-    /// The text-twin run's settings, when they differ from `bridge`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub text_bridge: Option<BridgeConfig>,
     pub min_reasoning_words: usize,
     pub runs: Vec<BridgeStats>,
 }
 
 pub fn run(a: &BridgeArgs) -> Result<()> {
-    let text_p_positions = a.text_p_positions.unwrap_or(a.p_positions);
-    for (name, p) in [
-        ("--p-slip", a.p_slip),
-        ("--p-catch", a.p_catch),
-        ("--p-positions", a.p_positions),
-        ("--text-p-positions", text_p_positions),
-    ] {
+    for (name, p) in [("--p-slip", a.p_slip), ("--p-catch", a.p_catch), ("--p-positions", a.p_positions)] {
         anyhow::ensure!((0.0..=1.0).contains(&p), "{name} {p} is not a probability: use a value in 0..=1");
     }
     let families = parse_families(&a.synth.family)?;
@@ -91,7 +76,6 @@ pub fn run(a: &BridgeArgs) -> Result<()> {
     let problems = generate_mix(&families, &synth, a.synth.split, a.synth.n)?;
     let knobs = Knobs { p_slip: a.p_slip, p_catch: a.p_catch, p_positions: a.p_positions, ..Knobs::default() };
     let cfg = BridgeConfig { seed: a.bridge_seed, knobs };
-    let text_cfg = BridgeConfig { knobs: Knobs { p_positions: text_p_positions, ..knobs }, ..cfg };
 
     let main = bridge(&problems, DescribeMode::PseudoCotConditioned, &cfg)?;
     let mut files = vec![write_dataset(
@@ -105,7 +89,7 @@ pub fn run(a: &BridgeArgs) -> Result<()> {
         runs.push(bridge(&problems, DescribeMode::Caption, &cfg)?);
     }
     if a.text {
-        let text = bridge_text(&problems, &text_cfg)?;
+        let text = bridge_text(&problems, &cfg)?;
         files.push(write_dataset(&a.synth.out, &format!("{}_bridge_text", a.synth.split), &text.records, &[])?);
         runs.push(text);
     }
@@ -116,7 +100,6 @@ pub fn run(a: &BridgeArgs) -> Result<()> {
         synth,
         split: a.synth.split,
         bridge: cfg,
-        text_bridge: (a.text && text_cfg != cfg).then_some(text_cfg),
         min_reasoning_words: MIN_REASONING_WORDS,
         runs: runs.iter().map(|r| r.stats.clone()).collect(),
     };
@@ -146,58 +129,4 @@ fn write_samples(out: &Path, split: Split, r: &BridgeRun) -> Result<PathBuf> {
     let path = out.join(format!("{split}_bridge_{}.jsonl", r.stats.run));
     write_atomic(&path, &lines)?;
     Ok(path)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::data::sharegpt;
-
-    fn args(out: &Path, text_p_positions: Option<f64>) -> BridgeArgs {
-        BridgeArgs {
-            synth: SynthArgs {
-                family: "shapes".into(),
-                n: 12,
-                split: Split::Train,
-                out: out.to_path_buf(),
-                seed: 0,
-                level: 1,
-                size: 112,
-            },
-            bridge_seed: 0,
-            p_slip: 0.1,
-            p_catch: 0.6,
-            p_positions: 0.0,
-            text_p_positions,
-            caption_ablation: false,
-            text: true,
-        }
-    }
-
-    fn lists_cells(path: &Path) -> Vec<bool> {
-        let records = sharegpt::read_json(path).unwrap();
-        records.iter().map(|r| r.messages[1].content.contains("I'll write positions as (row, column).")).collect()
-    }
-
-    #[test]
-    fn the_text_twins_can_list_cells_while_the_image_cot_does_not() {
-        let dir = tempfile::tempdir().unwrap();
-        run(&args(dir.path(), Some(1.0))).unwrap();
-        assert!(lists_cells(&dir.path().join("train_bridge.json")).iter().all(|l| !l));
-        let text = lists_cells(&dir.path().join("train_bridge_text.json"));
-        assert!(text.iter().filter(|l| **l).count() >= text.len() / 2, "{text:?}");
-        let report: BridgeReport =
-            serde_json::from_slice(&std::fs::read(dir.path().join("bridge_stats.json")).unwrap()).unwrap();
-        assert_eq!(report.text_bridge.map(|c| c.knobs.p_positions), Some(1.0));
-
-        let same = tempfile::tempdir().unwrap();
-        run(&args(same.path(), None)).unwrap();
-        assert!(lists_cells(&same.path().join("train_bridge_text.json")).iter().all(|l| !l));
-        let report: BridgeReport =
-            serde_json::from_slice(&std::fs::read(same.path().join("bridge_stats.json")).unwrap()).unwrap();
-        assert_eq!(report.text_bridge, None);
-
-        let e = run(&args(same.path(), Some(1.5))).unwrap_err();
-        assert!(format!("{e:#}").contains("--text-p-positions 1.5 is not a probability"), "{e:#}");
-    }
 }
