@@ -172,6 +172,14 @@ def display_problems(i: int, cell) -> list[str]:
     return problems
 
 
+def ended_on_stderr(cell) -> str | None:
+    """The cell's stderr text if its last output is stderr (a `?` error or a panic, which evcxr reports as ok)."""
+    outs = cell.get("outputs", [])
+    if outs and outs[-1].get("output_type") == "stream" and outs[-1].get("name") == "stderr":
+        return "".join(o.get("text", "") for o in outs if o.get("name") == "stderr").strip()
+    return None
+
+
 def check(nb) -> list[str]:
     problems = []
     code = [c for c in nb.cells if c.cell_type == "code"]
@@ -180,9 +188,9 @@ def check(nb) -> list[str]:
         problems.append(f"execution counts are {counts}, not 1..{len(code)} in order")
     images = tables = 0
     for i, cell in enumerate(code, start=1):
-        outs = cell.get("outputs", [])
-        if outs and outs[-1].get("output_type") == "stream" and outs[-1].get("name") == "stderr":
-            tail = "".join(o.get("text", "") for o in outs if o.get("name") == "stderr").strip().splitlines()[-3:]
+        stderr = ended_on_stderr(cell)
+        if stderr is not None:
+            tail = stderr.splitlines()[-3:]
             problems.append(f"code cell {i} ended on stderr (a `?` error or a panic, which evcxr does not flag): {tail}")
         problems.extend(display_problems(i, cell))
         for out in cell.get("outputs", []):

@@ -53,14 +53,6 @@ async def collect_late_output(client: NotebookClient, cell, cell_index: int, par
             client.process_message(msg, cell, cell_index)
 
 
-def ended_on_stderr(cell) -> str | None:
-    """The cell's stderr text if its last output is stderr, else None (check_notebook_outputs has the same rule)."""
-    outs = cell.get("outputs", [])
-    if outs and outs[-1].get("output_type") == "stream" and outs[-1].get("name") == "stderr":
-        return "".join(o.get("text", "") for o in outs if o.get("name") == "stderr").strip()
-    return None
-
-
 def cell_seconds(cell) -> float | None:
     """Seconds from execute_input to execute_reply, as nbclient records them."""
     timing = cell.get("metadata", {}).get("execution", {})
@@ -90,7 +82,7 @@ def run_one(path: Path, out_dir: Path, kernel: str, timeout: int, startup_timeou
         await collect_late_output(client, cell, cell_index, execute_reply["parent_header"]["msg_id"])
         secs = cell_seconds(cell)
         status = execute_reply.get("content", {}).get("status", "?")
-        stderr = ended_on_stderr(cell) if status == "ok" else None
+        stderr = check_notebook_outputs.ended_on_stderr(cell) if status == "ok" else None
         if stderr is not None:
             status = "error"
         first = (cell.source.strip().splitlines() or [""])[0][:60]
