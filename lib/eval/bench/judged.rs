@@ -156,14 +156,7 @@ pub fn score_extraction(item: &BenchItem, sample: usize, response: &str, extract
             let scored = score_response(item, sample, &as_response(item.benchmark, &e));
             ItemScore { response: response.to_string(), extraction: Some(e), ..scored }
         }
-        None => ItemScore {
-            id: item.id.clone(),
-            sample,
-            response: response.to_string(),
-            extraction: None,
-            prediction: None,
-            correct: false,
-        },
+        None => ItemScore::new(item, sample, response, None, None, false),
     }
 }
 
@@ -279,21 +272,9 @@ pub fn record(benchmark: Benchmark, config: Option<&JudgeConfig>) -> Result<Valu
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::eval::bench::AnswerType;
 
     fn item(benchmark: Benchmark, answer: &str, choices: &[&str]) -> BenchItem {
-        BenchItem {
-            benchmark,
-            id: "7".into(),
-            question: "Find it.".into(),
-            images: vec![],
-            choices: choices.iter().map(|c| c.to_string()).collect(),
-            answer: answer.into(),
-            answer_type: if choices.is_empty() { AnswerType::FreeForm } else { AnswerType::MultipleChoice },
-            categories: Default::default(),
-            group: None,
-            precision: None,
-        }
+        BenchItem { id: "7".into(), ..BenchItem::fixture(benchmark, "Find it.", choices, answer) }
     }
 
     #[test]

@@ -217,6 +217,26 @@ pub struct BenchItem {
     pub precision: Option<u32>,
 }
 
+#[cfg(test)]
+impl BenchItem {
+    /// A test item: `answer` to `question` with no images, categories or group; multiple choice when `choices` is
+    /// not empty, free-form otherwise (tests change other fields with struct update syntax).
+    pub(crate) fn fixture(benchmark: Benchmark, question: &str, choices: &[&str], answer: &str) -> Self {
+        BenchItem {
+            benchmark,
+            id: "1".into(),
+            question: question.into(),
+            images: vec![],
+            choices: choices.iter().map(|c| c.to_string()).collect(),
+            answer: answer.into(),
+            answer_type: if choices.is_empty() { AnswerType::FreeForm } else { AnswerType::MultipleChoice },
+            categories: Default::default(),
+            group: None,
+            precision: None,
+        }
+    }
+}
+
 /// Loads every item of `benchmark` from the folder `root` (see each adapter for the layout).
 pub fn load(benchmark: Benchmark, root: &Path) -> Result<Vec<BenchItem>> {
     if !root.is_dir() {

@@ -97,6 +97,20 @@ pub struct ItemScore {
     pub correct: bool,
 }
 
+impl ItemScore {
+    /// The score of one `response` (sample `sample`) to `item`.
+    pub fn new(
+        item: &BenchItem,
+        sample: usize,
+        response: &str,
+        extraction: Option<String>,
+        prediction: Option<String>,
+        correct: bool,
+    ) -> Self {
+        ItemScore { id: item.id.clone(), sample, response: response.to_string(), extraction, prediction, correct }
+    }
+}
+
 /// Scores one response to `item`.
 pub fn score_response(item: &BenchItem, sample: usize, response: &str) -> ItemScore {
     let official = match item.benchmark {
@@ -122,17 +136,10 @@ pub fn score_response(item: &BenchItem, sample: usize, response: &str) -> ItemSc
         _ => {
             let extraction = answer_span(response).or(extraction);
             let ok = extraction.as_deref().is_some_and(|e| grade_answer(e, &item.answer));
-            return ItemScore {
-                id: item.id.clone(),
-                sample,
-                response: response.to_string(),
-                prediction: extraction.clone(),
-                extraction,
-                correct: ok,
-            };
+            return ItemScore::new(item, sample, response, extraction.clone(), extraction, ok);
         }
     };
-    ItemScore { id: item.id.clone(), sample, response: response.to_string(), extraction, prediction, correct }
+    ItemScore::new(item, sample, response, extraction, prediction, correct)
 }
 
 /// MathVista with the official normalization ([`crate::eval::mathvista::normalize_extracted_answer`],
@@ -163,7 +170,7 @@ fn score_mathvista(item: &BenchItem, sample: usize, response: &str) -> Option<It
     let value = Value::String(extraction.clone().unwrap_or_default());
     let prediction = normalize_extracted_answer(&value, &problem, NormalizeOptions::default()).ok()?;
     let correct = safe_equal(prediction.as_deref(), &problem.answer);
-    Some(ItemScore { id: item.id.clone(), sample, response: response.to_string(), extraction, prediction, correct })
+    Some(ItemScore::new(item, sample, response, extraction, prediction, correct))
 }
 
 /// The answer span as the response writes it, for free-form items: Vision-R1's `<answer> Final Answer: X

@@ -43,7 +43,7 @@ pub fn score(item: &BenchItem, sample: usize, response: &str) -> Option<ItemScor
     };
     let (prediction, correct) = compare(item, &answer);
     let extraction = (from_json || !answer.is_empty()).then_some(answer);
-    Some(super::item_score(item, sample, response, extraction, prediction, correct))
+    Some(ItemScore::new(item, sample, response, extraction, prediction, correct))
 }
 
 /// `preprocess`: the span from the first `{` to the last `}`, without backslashes; `None` where the
@@ -118,18 +118,8 @@ mod tests {
     use crate::eval::bench::Benchmark;
 
     fn item(answer: &str, t: AnswerType) -> BenchItem {
-        BenchItem {
-            benchmark: Benchmark::DynaMath,
-            id: "1/v1".into(),
-            question: String::new(),
-            images: vec![],
-            choices: vec![],
-            answer: answer.into(),
-            answer_type: t,
-            categories: Default::default(),
-            group: Some("1".into()),
-            precision: None,
-        }
+        let base = BenchItem::fixture(Benchmark::DynaMath, "", &[], answer);
+        BenchItem { id: "1/v1".into(), answer_type: t, group: Some("1".into()), ..base }
     }
 
     fn ok(answer: &str, t: AnswerType, response: &str) -> bool {

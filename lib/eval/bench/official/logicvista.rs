@@ -66,7 +66,7 @@ pub fn score(item: &BenchItem, sample: usize, response: &str) -> Option<ItemScor
     answers.sort();
     truth.sort();
     let correct = answers == truth;
-    Some(super::item_score(item, sample, response, extraction, Some(answers.join(", ")), correct))
+    Some(ItemScore::new(item, sample, response, extraction, Some(answers.join(", ")), correct))
 }
 
 /// The official short cut to `ZZZZZ`: one character that is a letter outside a-e, or neither a letter nor
@@ -86,17 +86,10 @@ mod tests {
     use crate::eval::bench::{AnswerType, Benchmark};
 
     fn item(answer: &str) -> BenchItem {
+        let question = "Which?\nA. x\nB. y\nC. z\nD. w";
         BenchItem {
-            benchmark: Benchmark::LogicVista,
-            id: "1".into(),
-            question: "Which?\nA. x\nB. y\nC. z\nD. w".into(),
-            images: vec![],
-            choices: vec![],
-            answer: answer.into(),
             answer_type: AnswerType::MultipleChoice,
-            categories: Default::default(),
-            group: None,
-            precision: None,
+            ..BenchItem::fixture(Benchmark::LogicVista, question, &[], answer)
         }
     }
 

@@ -45,7 +45,7 @@ pub fn score(item: &BenchItem, sample: usize, response: &str) -> Option<ItemScor
     let answer = model_answer(&super::as_boxed(response, "oxed{"));
     let correct = is_equal(&item.answer, &answer) || is_equal(&value, &answer);
     let found = (!answer.is_empty()).then(|| answer.clone());
-    Some(super::item_score(item, sample, response, found.clone(), found, correct))
+    Some(ItemScore::new(item, sample, response, found.clone(), found, correct))
 }
 
 /// `s.split(sep)[-1]`.
@@ -260,18 +260,7 @@ mod tests {
     use crate::eval::bench::Benchmark;
 
     fn item(answer: &str, choices: &[&str]) -> BenchItem {
-        BenchItem {
-            benchmark: Benchmark::MathVision,
-            id: "1".into(),
-            question: String::new(),
-            images: vec![],
-            choices: choices.iter().map(|s| s.to_string()).collect(),
-            answer: answer.into(),
-            answer_type: if choices.is_empty() { AnswerType::FreeForm } else { AnswerType::MultipleChoice },
-            categories: Default::default(),
-            group: None,
-            precision: None,
-        }
+        BenchItem::fixture(Benchmark::MathVision, "", choices, answer)
     }
 
     fn ok(answer: &str, choices: &[&str], response: &str) -> bool {

@@ -57,7 +57,7 @@ pub fn score(item: &BenchItem, sample: usize, response: &str) -> Option<ItemScor
     let boxed = response_text.contains("\\boxed{").then(|| boxed_content(&response_text)).flatten();
     let prediction = boxed.as_deref().map(special_symbol_replace);
     let correct = boxed.is_some() && judge(&format!("\\boxed{{{}}}", item.answer), &response_text);
-    Some(super::item_score(item, sample, response, boxed, prediction, correct))
+    Some(ItemScore::new(item, sample, response, boxed, prediction, correct))
 }
 
 /// `extract_boxed_content` for a text holding `\boxed{`: each box's content followed by `,`; `None` for
@@ -285,21 +285,10 @@ fn equation_equal(a: &str, b: &str) -> Option<bool> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::eval::bench::{AnswerType, Benchmark};
+    use crate::eval::bench::Benchmark;
 
     fn ok(answer: &str, response: &str) -> bool {
-        let item = BenchItem {
-            benchmark: Benchmark::MmMath,
-            id: "1".into(),
-            question: String::new(),
-            images: vec![],
-            choices: vec![],
-            answer: answer.into(),
-            answer_type: AnswerType::FreeForm,
-            categories: Default::default(),
-            group: None,
-            precision: None,
-        };
+        let item = BenchItem::fixture(Benchmark::MmMath, "", &[], answer);
         score(&item, 0, response).unwrap().correct
     }
 

@@ -26,8 +26,6 @@
 //! official extraction found and `prediction` the normalised value it compares.
 use std::borrow::Cow;
 
-use super::BenchItem;
-use super::score::ItemScore;
 use crate::eval::extract::vision_r1_final_answer;
 
 pub mod arith;
@@ -46,16 +44,4 @@ pub(crate) fn as_boxed<'a>(response: &'a str, marker: &str) -> Cow<'a, str> {
         Some(a) if !response.contains(marker) => Cow::Owned(format!("\\boxed{{{a}}}")),
         _ => Cow::Borrowed(response),
     }
-}
-
-/// One scored response.
-pub(crate) fn item_score(
-    item: &BenchItem,
-    sample: usize,
-    response: &str,
-    extraction: Option<String>,
-    prediction: Option<String>,
-    correct: bool,
-) -> ItemScore {
-    ItemScore { id: item.id.clone(), sample, response: response.to_string(), extraction, prediction, correct }
 }

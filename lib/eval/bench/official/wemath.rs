@@ -42,7 +42,7 @@ pub fn score(item: &BenchItem, sample: usize, response: &str) -> Option<ItemScor
     let tail = processed(response);
     let letter = tail.chars().next().filter(|c| LETTERS.contains(*c)).map(String::from);
     let correct = letter.as_deref() == Some(item.answer.as_str());
-    Some(super::item_score(item, sample, response, Some(tail), letter, correct))
+    Some(ItemScore::new(item, sample, response, Some(tail), letter, correct))
 }
 
 /// Steps 1 and 2: the text after the last `Answer`, stripped, without `>`, `<`, `:` and `.`, stripped.
@@ -55,20 +55,14 @@ pub fn processed(response: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::eval::bench::{AnswerType, Benchmark};
+    use crate::eval::bench::Benchmark;
 
     fn item(answer: &str) -> BenchItem {
+        let question = "Which?\nOptions: A. 1;B. 2;C. 3;D. 4; E. No correct answer";
+        let choices = ["1", "2", "3", "4", "No correct answer"];
         BenchItem {
-            benchmark: Benchmark::WeMath,
             id: "2steps_1/2steps_1".into(),
-            question: "Which?\nOptions: A. 1;B. 2;C. 3;D. 4; E. No correct answer".into(),
-            images: vec![],
-            choices: vec!["1".into(), "2".into(), "3".into(), "4".into(), "No correct answer".into()],
-            answer: answer.into(),
-            answer_type: AnswerType::MultipleChoice,
-            categories: Default::default(),
-            group: None,
-            precision: None,
+            ..BenchItem::fixture(Benchmark::WeMath, question, &choices, answer)
         }
     }
 
