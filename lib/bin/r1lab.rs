@@ -141,8 +141,9 @@ enum Command {
     Sweep {
         #[arg(required_unless_present = "grid")]
         manifest: Option<PathBuf>,
-        /// A dotted manifest key and its values, e.g. train.optimizer.lr=1e-3,3e-3 (repeatable).
-        #[arg(long = "set", required_unless_present = "grid")]
+        /// A dotted manifest key and its values, e.g. train.optimizer.lr=1e-3,3e-3 (repeatable; none: the manifest
+        /// itself over the seeds).
+        #[arg(long = "set")]
         set: Vec<String>,
         /// Base seeds every cell runs with, e.g. 1,2,3.
         #[arg(long, value_delimiter = ',', required_unless_present = "grid")]

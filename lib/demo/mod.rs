@@ -138,6 +138,10 @@ pub struct DataSettings {
     /// Seed of the perception question draws.
     #[serde(default)]
     pub perception_seed: u64,
+    /// Also build the perception sets with the scene in words instead of the picture
+    /// (`base/train_perception_text.json`, `base/test_perception_text.json`): the text reader the controls start from.
+    #[serde(default)]
+    pub perception_text: bool,
 }
 
 fn default_perception_turns() -> usize {
@@ -166,6 +170,12 @@ impl Chain {
         let c: Chain = toml::from_str(&text).with_context(|| format!("parsing chain file {}", path.display()))?;
         anyhow::ensure!(!c.manifests.is_empty(), "{}: `manifests` is empty", path.display());
         anyhow::ensure!(!c.data.families.is_empty(), "{}: `data.families` is empty; name at least one", path.display());
+        anyhow::ensure!(
+            !c.data.perception_text || c.data.perception_per_family > 0,
+            "{}: `data.perception_text` builds text versions of the perception sets, but `data.perception_per_family` \
+             is 0: set it too",
+            path.display()
+        );
         Ok(c)
     }
 }
@@ -239,20 +249,24 @@ pub fn prepare(chain: &Chain, repo_root: &Path, hub: &HubOptions) -> Result<f64>
         println!("prepare: ReVisual-R1 text cold start (\\boxed answers) in {}", written.display());
     }
     if d.perception_per_family > 0 {
-        let sets = [
-            (
-                "base model's perception set",
-                "train_perception",
-                Split::Train,
-                d.perception_per_family,
-                d.perception_turns,
-            ),
-            ("held-out perception set", "test_perception", Split::Test, d.test_per_family, usize::MAX),
+        use crate::data::perception::{Medium, SetSpec};
+        let seed = d.perception_seed;
+        let mut sets = vec![
+            ("base model's perception set", "train_perception", Medium::Image, Split::Train),
+            ("held-out perception set", "test_perception", Medium::Image, Split::Test),
         ];
+        if d.perception_text {
+            sets.push(("text reader's perception set", "train_perception_text", Medium::Text, Split::Train));
+            sets.push(("held-out text perception set", "test_perception_text", Medium::Text, Split::Test));
+        }
         let base = out.join("base");
-        for (what, name, split, n, turns) in sets {
-            let (file, turns) =
-                crate::data::perception::export(&base, name, &d.families, &cfg, split, n, turns, d.perception_seed)?;
+        for (what, name, medium, split) in sets {
+            let (n, turns) = match split {
+                Split::Train => (d.perception_per_family, d.perception_turns),
+                Split::Test => (d.test_per_family, usize::MAX),
+            };
+            let spec = SetSpec { split, n, turns, seed, medium };
+            let (file, turns) = crate::data::perception::export(&base, name, &d.families, &cfg, spec)?;
             println!("prepare: {what}, {turns} questions, in {}", file.display());
         }
     }
@@ -466,5 +480,19 @@ mod tests {
         std::fs::write(&path, without.replace("[data]\n", "[data]\nfamilies = []\n")).unwrap();
         let err = format!("{:#}", Chain::load(&path).unwrap_err());
         assert!(err.contains("data.families"), "{err}");
+    }
+
+    #[test]
+    fn text_perception_without_perception_sets_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let text = std::fs::read_to_string(root.join("experiments/embedded/vision_r1.chain.toml")).unwrap();
+        let path = dir.path().join("c.chain.toml");
+        std::fs::write(&path, text.replace("[data]\n", "[data]\nperception_text = true\n")).unwrap();
+        let err = format!("{:#}", Chain::load(&path).unwrap_err());
+        assert!(err.contains("data.perception_per_family"), "{err}");
+        let with_sets = text.replace("[data]\n", "[data]\nperception_text = true\nperception_per_family = 2\n");
+        std::fs::write(&path, with_sets).unwrap();
+        assert!(Chain::load(&path).unwrap().data.perception_text);
     }
 }

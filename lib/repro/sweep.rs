@@ -375,20 +375,23 @@ fn plot(path: &Path, metric: &str, cells: &[CellSummary]) -> Result<()> {
 
 /// The ablation-style table: one row per cell, the key values, n, mean ± CI, and the per-seed values.
 pub fn markdown(keys: &[String], metric: &str, cells: &[CellSummary]) -> String {
-    let mut s = format!("| cell | {} | n | {metric} mean | ± 95% CI | per seed |\n", keys.join(" | "));
-    s.push_str(&format!("|---|{}---|---|---|---|\n", "---|".repeat(keys.len())));
+    let row = |cols: Vec<String>| format!("| {} |\n", cols.join(" | "));
+    let mut header: Vec<String> = vec!["cell".into()];
+    header.extend(keys.iter().cloned());
+    header.extend(["n".into(), format!("{metric} mean"), "± 95% CI".into(), "per seed".into()]);
+    let mut s = row(header.clone());
+    s.push_str(&format!("|{}\n", "---|".repeat(header.len())));
     for c in cells {
-        let vals: Vec<&str> = c.values.iter().map(|(_, v)| v.as_str()).collect();
-        let ci = c.ci95.map_or("n/a".to_string(), |h| format!("{h:.4}"));
+        let mut cols = vec![c.cell.to_string()];
+        cols.extend(c.values.iter().map(|(_, v)| v.clone()));
         let seeds: Vec<String> = c.per_seed.iter().map(|(s, v)| format!("{s}: {v:.4}")).collect();
-        s.push_str(&format!(
-            "| {} | {} | {} | {:.4} | {ci} | {} |\n",
-            c.cell,
-            vals.join(" | "),
-            c.n,
-            c.mean,
-            seeds.join(", ")
-        ));
+        cols.extend([
+            c.n.to_string(),
+            format!("{:.4}", c.mean),
+            c.ci95.map_or("n/a".to_string(), |h| format!("{h:.4}")),
+            seeds.join(", "),
+        ]);
+        s.push_str(&row(cols));
     }
     s
 }
@@ -448,5 +451,24 @@ mod tests {
         let md = markdown(&["lr".into()], "acc", &s);
         assert_eq!(md.lines().count(), 4);
         assert!(md.contains("| 0 | 0.1 | 2 | 2.0000 |") && md.contains("1: 1.0000, 2: 3.0000"), "{md}");
+        let columns = |line: &str| line.matches('|').count();
+        assert!(md.lines().all(|l| columns(l) == 7), "{md}");
+    }
+
+    #[test]
+    fn a_sweep_without_axes_runs_the_manifest_over_the_seeds() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let text = std::fs::read_to_string(root.join("experiments/embedded/vision_r1_cold_start.toml")).unwrap();
+        let spec = SweepSpec { axes: vec![], seeds: vec![1, 2, 3], metric: "heldout.acc".into() };
+        let runs = plan(&text, &spec).unwrap();
+        assert_eq!(runs.iter().map(|r| (r.cell, r.seed)).collect::<Vec<_>>(), [(0, 1), (0, 2), (0, 3)]);
+        assert!(runs.iter().all(|r| r.values.is_empty()));
+        let rows: Vec<SweepRow> = runs
+            .iter()
+            .map(|r| SweepRow { cell: 0, values: vec![], seed: r.seed, run_id: String::new(), value: r.seed as f64 })
+            .collect();
+        let md = markdown(&[], "acc", &summarize(&rows));
+        assert!(md.lines().all(|l| l.matches('|').count() == 6), "{md}");
+        assert!(md.contains("| 0 | 3 | 2.0000 |"), "{md}");
     }
 }

@@ -60,7 +60,7 @@ def main():
     records = json.load(open(f"{data_dir}/train_perception.json"))
     pictures = Pictures(proc, data_dir, records)
     question = re.compile(pattern)
-    examples = [e for e in pairs(records) if question.search(e[1])]
+    examples = [e[:3] for e in pairs(records) if question.search(e[1])]
     train = [e for e in examples if e[0] < len(records) - HELD_OUT]
     test = [e for e in examples if e[0] >= len(records) - HELD_OUT]
     by = collections.defaultdict(collections.Counter)

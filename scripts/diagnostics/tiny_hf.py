@@ -20,18 +20,25 @@ def load(model_dir):
     return model, Tokenizer.from_file(f"{model_dir}/tokenizer.json"), AutoImageProcessor.from_pretrained(model_dir)
 
 
-def prompt(question):
-    """The rendered chat prompt asking `question` about one picture, up to the assistant's turn."""
-    return ("<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n<|im_start|>user\n<|vision_start|>"
-            + "<|image_pad|>" * IMAGE_TOKENS + f"<|vision_end|>{question}<|im_end|>\n<|im_start|>assistant\n")
+def prompt(question, picture=True):
+    """The rendered chat prompt asking `question` (about one picture, unless `picture` is false: then the question
+    carries the scene in words), up to the assistant's turn."""
+    image = "<|vision_start|>" + "<|image_pad|>" * IMAGE_TOKENS + "<|vision_end|>" if picture else ""
+    return ("<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n<|im_start|>user\n"
+            + f"{image}{question}<|im_end|>\n<|im_start|>assistant\n")
 
 
 def pairs(records):
-    """(record index, question, answer) for every turn of a perception set (sharegpt messages, lib/data/perception.rs)."""
+    """(record index, question, answer) for every turn of a perception set (sharegpt messages, lib/data/perception.rs).
+    In a text set (no images: the first turn is the scene in words, a newline, then the question) every question is
+    asked after the scene, as the first one is, and the question key stays the bare question."""
     for i, r in enumerate(records):
         m = r["messages"]
+        scene = "" if r["images"] else m[0]["content"].rsplit("\n", 1)[0] + "\n"
         for j in range(0, len(m), 2):
-            yield i, m[j]["content"].replace("<image>", ""), m[j + 1]["content"]
+            q = m[j]["content"].replace("<image>", "")
+            bare = q[len(scene):] if j == 0 else q
+            yield i, bare, m[j + 1]["content"], scene + bare
 
 
 class Pictures:

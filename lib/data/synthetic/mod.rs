@@ -234,9 +234,14 @@ impl Problem {
         format!("<image>{}", self.question_with_choices())
     }
 
-    /// The text-only twin: the scene and every fact in words, then the same question.
+    /// The scene and every fact in words: what the text-only twin states instead of the picture.
+    pub fn scene_in_words(&self) -> String {
+        format!("{} {}", self.scene, self.trace.facts.join(" "))
+    }
+
+    /// The text-only twin: the scene in words, then the same question.
     pub fn text_twin(&self) -> String {
-        format!("{} {}\n{}", self.scene, self.trace.facts.join(" "), self.question_with_choices())
+        format!("{}\n{}", self.scene_in_words(), self.question_with_choices())
     }
 
     /// A reference solution in Vision-R1's target format
