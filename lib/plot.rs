@@ -1,6 +1,7 @@
 //! Line charts (training curves) with plotters, rendered to PNG bytes for run records or SVG
 //! text for notebooks. One chart type serves every curve: named series of (x, y) points, with
-//! optional vertical markers (e.g. PTST stage boundaries).
+//! optional vertical markers (e.g. PTST stage boundaries). A series of one point (a sweep of one cell) is drawn as a
+//! dot, since a line through one point draws nothing.
 use anyhow::{Result, anyhow, bail};
 use plotters::coord::Shift;
 use plotters::prelude::*;
@@ -132,6 +133,9 @@ impl LineChart {
                 .map_err(err)?
                 .label(s.name.as_str())
                 .legend(move |(lx, ly)| PathElement::new([(lx, ly), (lx + 16, ly)], color.stroke_width(2)));
+            if let [p] = s.points.as_slice() {
+                chart.draw_series([Circle::new(*p, 4, color.filled())]).map_err(err)?;
+            }
         }
         for (mx, label) in &self.markers {
             let style = BLACK.mix(0.5).stroke_width(1);
@@ -198,6 +202,20 @@ mod tests {
         assert!(err.contains("\"policy\"") && err.contains("index 1"), "{err}");
         let empty = LineChart::new("kl", "step", "kl");
         assert!(empty.to_svg().unwrap_err().to_string().contains("no points"));
+    }
+
+    #[test]
+    fn a_single_point_is_drawn_as_a_dot() {
+        let red = Palette99::pick(0).to_rgba();
+        let colour = [red.0, red.1, red.2];
+        let drawn = |points: &[(f64, f64)]| {
+            let chart = LineChart::new("one cell", "cell", "acc").series(Series::new("mean", points.iter().copied()));
+            let img = image::load_from_memory(&chart.to_png().unwrap()).unwrap().to_rgb8();
+            img.pixels().filter(|p| p.0 == colour).count()
+        };
+        // The legend's sample line is in the series colour too: the dot must add pixels to it.
+        let legend_only = drawn(&[(0.0, 1.0), (0.0, 1.0)]);
+        assert!(drawn(&[(0.0, 62.2)]) > legend_only + 20, "no dot drawn over the legend's {legend_only} pixels");
     }
 
     #[test]
