@@ -36,6 +36,7 @@ pub mod hub;
 pub mod io;
 pub mod model;
 pub mod notebook;
+pub mod perf;
 pub mod pipeline;
 pub mod plot;
 pub mod processor;

@@ -46,6 +46,7 @@ fn config() -> GrpoConfig {
             micro_batch: 16,
             temperature: 1.0,
             grad_clip: Some(1.0),
+            recompute: false,
         },
         rollout_chunk: 64,
         log_prob_chunk: 64,

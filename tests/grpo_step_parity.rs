@@ -92,14 +92,33 @@ fn one_grpo_update_matches_the_pytorch_reference() {
         micro_batch: meta["micro_batch"].as_u64().unwrap() as usize,
         temperature,
         grad_clip: Some(f("grad_clip")),
+        recompute: false,
     };
+    drop(policy);
+    // The same update with activation recomputation must land on the same parameters.
+    for recompute in [false, true] {
+        println!("activation recomputation: {recompute}");
+        one_update(&case, &meta, &prompts, &experience, &UpdateConfig { recompute, ..cfg });
+    }
+}
+
+fn one_update(
+    case: &HashMap<String, Tensor>,
+    meta: &Value,
+    prompts: &[RlPrompt],
+    experience: &[Experience],
+    cfg: &UpdateConfig,
+) {
+    let f = |k: &str| meta[k].as_f64().unwrap();
+    let mut policy = Qwen2_5_VL::from_dir(&dir().join("qwen2_5_vl_model/model"), Device::Cpu, Kind::Float).unwrap();
+    policy.var_store_mut().unwrap().unfreeze();
     let initial: HashMap<String, Tensor> =
         policy.var_store().unwrap().variables().into_iter().map(|(k, t)| (k, t.detach().copy())).collect();
     let adam = AdamWConfig { weight_decay: f("weight_decay"), ..AdamWConfig::EASYR1 };
     let mut optimizer = AdamW::new(policy.var_store().unwrap(), adam, &Frozen::none()).unwrap();
     let batch: Vec<&Experience> = experience.iter().collect();
     let lr = f("lr");
-    let (m, u) = update(&policy, &mut optimizer, &prompts, &batch, &cfg, 0, 0, |_| lr).unwrap();
+    let (m, u) = update(&policy, &mut optimizer, prompts, &batch, cfg, 0, 0, |_| lr).unwrap();
     assert_eq!((m.optimizer_steps, m.skipped_steps, u), (2, 0, 2));
     let norms: Vec<f64> = meta["grad_norms"].as_array().unwrap().iter().map(|v| v.as_f64().unwrap()).collect();
     let want_norm = norms.iter().sum::<f64>() / norms.len() as f64;

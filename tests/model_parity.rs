@@ -127,10 +127,15 @@ fn greedy_without_cache(m: &Qwen2_5_VL, c: &Case, params: &SamplingParams) -> Ve
     let mut embeds = m.inputs_embeds(&c.ids, c.images()).unwrap();
     let (mut pos, mut mask) = (idx.position_ids.to_device(device()), c.mask.to_device(device()));
     let first = m.text.forward(&embeds, &pos, Some(&mask), None).unwrap().select(1, -1);
-    decode_loop(first, params, &vec![0; c.ids.size()[0] as usize], |next| {
+    let mut deltas = idx.rope_deltas.shallow_clone();
+    decode_loop(first, params, &vec![0; c.ids.size()[0] as usize], |next, keep| {
+        if let Some(k) = keep {
+            (mask, embeds, pos) = (mask.index_select(0, k), embeds.index_select(0, k), pos.index_select(1, k));
+            deltas = deltas.index_select(0, &k.to_device(deltas.device()));
+        }
         mask = Tensor::cat(&[&mask, &next.ones_like()], 1);
         embeds = Tensor::cat(&[&embeds, &m.text.embed(next)], 1);
-        pos = Tensor::cat(&[&pos, &continuation_position_ids(&mask, &idx.rope_deltas, 1)], 2);
+        pos = Tensor::cat(&[&pos, &continuation_position_ids(&mask, &deltas, 1)], 2);
         Ok(m.text.forward(&embeds, &pos, Some(&mask), None)?.select(1, -1))
     })
     .unwrap()

@@ -14,7 +14,7 @@ use std::path::PathBuf;
 
 use r1lab::sft::loss::{Normalization, count_targets, sft_loss, token_ce_sum};
 use r1lab::tch::{Device, Kind, Tensor, nn};
-use r1lab::train::optim::{AdamW, AdamWConfig, DecayFilter, Frozen};
+use r1lab::train::optim::{AdamW, AdamWConfig, DecayFilter, Frozen, StatePrecision};
 use r1lab::train::schedule::{LrSchedule, warmup_steps_easyr1, warmup_steps_hf};
 use serde_json::Value;
 
@@ -75,6 +75,7 @@ fn adamw_with_clipping_matches_torch() {
             eps: f["eps"].as_f64().unwrap(),
             weight_decay: wd,
             decay: DecayFilter::HfTrainer,
+            states: StatePrecision::F32Moments,
         };
         let mut opt = AdamW::new(&vs, cfg, &Frozen::none()).unwrap();
         let decayed: Vec<&str> = opt.decayed_names();

@@ -103,6 +103,7 @@ fn settings(global_batch: u32, grad_accumulation: u32, epochs: u32, lr: f64) -> 
             grad_clip: Some(1.0),
             schedule: LrSchedule::Cosine,
             warmup_ratio: 0.1,
+            states: Default::default(),
         },
     }
 }

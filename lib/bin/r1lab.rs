@@ -78,6 +78,13 @@ enum Command {
         #[arg(long)]
         pairs: PathBuf,
     },
+    /// Speed benchmarks on fresh weights of a real config (7B by default): `bench rollout|update [--baseline]`
+    /// prints tokens/s, step time, peak memory, MFU and the roofline fraction, against transformers with
+    /// --baseline.
+    Bench {
+        #[command(subcommand)]
+        command: r1lab::perf::cli::BenchCommand,
+    },
     /// Hugging Face Hub files pinned by commit: `hub fetch REPO --revision SHA --file F...`.
     Hub {
         #[command(subcommand)]
@@ -328,6 +335,11 @@ fn main() -> Result<()> {
         Command::Grade { pairs } => grade(&pairs)?,
         Command::Eval { command } => r1lab::eval::bench::cli::run_on(&command, Some(cli.device))?,
         Command::Hub { command } => r1lab::hub::cli::run(&command)?,
+        Command::Bench { command } => {
+            let out = r1lab::perf::cli::run(&command, cli.device)?;
+            println!("{}", out.table);
+            println!("wrote {}", out.path.display());
+        }
         Command::Data { command } => r1lab::data::cli::run(&command)?,
         Command::Tiny { command } => r1lab::model::tiny::cli::run(&command)?,
         Command::Run { manifest, runs, resume, quiet, require_locked } => {

@@ -12,7 +12,8 @@
 //!   sequence's own `ChaCha8Rng` (seeded from its seed; no torch RNG). A sequence's output depends only on its own
 //!   logits and seed, not on the batch it is in (up to the model's own numerics across batch shapes). Sequences
 //!   stop on any of `eos_token_ids` (the EOS is kept in the output); finished ones are fed a pad token while the
-//!   others continue (their outputs are discarded), as `generate` pads them with `pad_token_id`.
+//!   others continue (their outputs are discarded), as `generate` pads them with `pad_token_id`, until enough
+//!   are done to retire them from the batch (see [`decode_loop`]).
 //! - [`generate`]: [`decode_loop`] on [`Qwen2_5_VL`] (`prefill`, then one cached `decode` per step).
 //!
 //! **Log-probabilities**: `log_softmax(logits / temperature)` of the chosen token, i.e. after temperature and
@@ -139,14 +140,23 @@ fn inverse_cdf(probs: &Tensor, u: &[f64]) -> Tensor {
     cdf.le_tensor(&(u * total)).sum_dim_intlist(-1, false, Kind::Int64).clamp_max(vocab - 1)
 }
 
-/// The decoding loop: `first_logits` `(B, V)` are the prompt's last-position logits, `step(next)` feeds `next`
-/// `(B, 1)` (i64, on the logits' device) to the model and returns the following logits `(B, V)`. `seeds[i]` seeds
-/// sequence `i` (unused when greedy).
+/// Finished rows leave the decode batch once they are at least this fraction of it (see [`decode_loop`]).
+const RETIRE_FRACTION: usize = 4;
+
+/// The decoding loop: `first_logits` `(B, V)` are the prompt's last-position logits; `step(next, keep)` feeds
+/// `next` `(b, 1)` (i64, on the logits' device) for the rows still in the batch and returns their following logits
+/// `(b, V)`. `seeds[i]` seeds sequence `i` (unused when greedy).
+///
+/// Finished sequences are retired from the batch: once at least a quarter of the rows are done, `step` gets
+/// `keep`, the i64 indices (into the previous step's rows, in order) of the rows that go on, and must drop the
+/// others from its state (KV cache, attention mask, rope deltas) before feeding `next`, which then has
+/// `keep.len()` rows. Until then finished rows are fed the pad token and their outputs ignored, so compaction
+/// (a copy of the cache) happens a few times per generation, not at every finish.
 pub fn decode_loop(
     first_logits: Tensor,
     params: &SamplingParams,
     seeds: &[u64],
-    mut step: impl FnMut(&Tensor) -> Result<Tensor>,
+    mut step: impl FnMut(&Tensor, Option<&Tensor>) -> Result<Tensor>,
 ) -> Result<Vec<Generation>> {
     params.validate()?;
     let size = first_logits.size();
@@ -158,6 +168,8 @@ pub fn decode_loop(
     let mut out: Vec<Generation> =
         (0..b).map(|_| Generation { tokens: vec![], logprobs: vec![], truncated: true }).collect();
     let mut done = vec![false; b];
+    // The sequence behind each row of the current batch.
+    let mut live: Vec<usize> = (0..b).collect();
     let pad = params.eos_token_ids.first().copied().unwrap_or(0);
     let device = first_logits.device();
     let mut logits = first_logits;
@@ -171,34 +183,43 @@ pub fn decode_loop(
         } else {
             let probs =
                 filter_logits(&scaled, &SamplingParams { temperature: 1.0, ..params.clone() }).softmax(-1, Kind::Float);
-            let u: Vec<f64> = (0..b).map(|i| if done[i] { 0.0 } else { rngs[i].random::<f64>() }).collect();
+            let u: Vec<f64> = live.iter().map(|&i| if done[i] { 0.0 } else { rngs[i].random::<f64>() }).collect();
             inverse_cdf(&probs, &u)
         };
         let chosen_logp =
             Vec::<f32>::try_from(logp.gather(-1, &next.unsqueeze(-1), false).view(-1).to_device(tch::Device::Cpu))?;
         let mut ids = Vec::<i64>::try_from(next.to_device(tch::Device::Cpu))?;
-        for i in 0..b {
+        for (r, &i) in live.iter().enumerate() {
             if done[i] {
-                ids[i] = pad;
+                ids[r] = pad;
                 continue;
             }
-            out[i].tokens.push(ids[i]);
-            out[i].logprobs.push(chosen_logp[i]);
-            if params.eos_token_ids.contains(&ids[i]) {
+            out[i].tokens.push(ids[r]);
+            out[i].logprobs.push(chosen_logp[r]);
+            if params.eos_token_ids.contains(&ids[r]) {
                 done[i] = true;
                 out[i].truncated = false;
             }
         }
-        if done.iter().all(|&d| d) || n + 1 == params.max_new_tokens {
+        if live.iter().all(|&i| done[i]) || n + 1 == params.max_new_tokens {
             break;
         }
-        logits = step(&Tensor::from_slice(&ids).view([-1, 1]).to_device(device))?;
+        let finished = live.iter().filter(|&&i| done[i]).count();
+        let keep = if finished > 0 && finished * RETIRE_FRACTION >= live.len() {
+            let rows: Vec<i64> = (0..live.len() as i64).filter(|&r| !done[live[r as usize]]).collect();
+            live = rows.iter().map(|&r| live[r as usize]).collect();
+            ids = rows.iter().map(|&r| ids[r as usize]).collect();
+            Some(Tensor::from_slice(&rows).to_device(device))
+        } else {
+            None
+        };
+        logits = step(&Tensor::from_slice(&ids).view([-1, 1]).to_device(device), keep.as_ref())?;
     }
     Ok(out)
 }
 
 /// Generates continuations of a left-padded prompt batch (`input_ids`, `attention_mask` `(B, L)`, `images` of the
-/// whole batch in order) with a KV cache; `seeds[i]` seeds sequence `i`.
+/// whole batch in order) with a KV cache sized for `L + max_new_tokens` positions; `seeds[i]` seeds sequence `i`.
 pub fn generate(
     model: &Qwen2_5_VL,
     input_ids: &Tensor,
@@ -209,15 +230,25 @@ pub fn generate(
 ) -> Result<Vec<Generation>> {
     let _guard = tch::no_grad_guard();
     let device = model.device();
-    let mut mask = match attention_mask {
+    let prompt_mask = match attention_mask {
         Some(m) => m.to_device(device).to_kind(Kind::Int64),
         None => Tensor::ones(input_ids.size(), (Kind::Int64, device)),
     };
-    let mut cache = model.text.new_cache();
-    let prefill = model.prefill(input_ids, Some(&mask), images, &mut cache)?;
-    decode_loop(prefill.last_logits, params, seeds, |next| {
-        mask = Tensor::cat(&[&mask, &next.ones_like()], 1);
-        model.decode(next, &mask, &prefill.rope_deltas, &mut cache)
+    let (rows, prompt_len) = (prompt_mask.size()[0], prompt_mask.size()[1]);
+    let mut cache = model.text.new_cache_for(prompt_len as usize + params.max_new_tokens);
+    let prefill = model.prefill(input_ids, Some(&prompt_mask), images, &mut cache)?;
+    // The attention mask of every position the generation can reach: generated tokens are never padding.
+    let new = params.max_new_tokens as i64;
+    let mut mask = Tensor::cat(&[&prompt_mask, &Tensor::ones([rows, new], (Kind::Int64, device))], 1);
+    let mut rope_deltas = prefill.rope_deltas;
+    decode_loop(prefill.last_logits, params, seeds, |next, keep| {
+        if let Some(keep) = keep {
+            mask = mask.index_select(0, keep);
+            rope_deltas = rope_deltas.index_select(0, &keep.to_device(rope_deltas.device()));
+            cache.retain(keep);
+        }
+        let seen = mask.narrow(1, 0, cache.seq_len() + 1);
+        model.decode(next, &seen, &rope_deltas, &mut cache)
     })
 }
 

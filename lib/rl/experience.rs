@@ -16,6 +16,7 @@ use anyhow::{Result, ensure};
 use tch::{Device, Kind, Tensor};
 
 use super::rollout::{RlPrompt, left_pad, stack_images};
+use crate::model::qwen2_5_vl::text::Recompute;
 use crate::model::qwen2_5_vl::{Images, Qwen2_5_VL};
 
 /// One response sequence as the update sees it.
@@ -126,8 +127,25 @@ pub fn response_log_probs(
     temperature: f64,
     keep_logits: bool,
 ) -> Result<(Tensor, Option<Tensor>)> {
-    ensure!(temperature > 0.0 && temperature.is_finite(), "log-probs need a temperature > 0, got {temperature}");
     let logits = model.forward(&c.input_ids, Some(&c.attention_mask), c.images())?;
+    of_logits(&logits, c, temperature, keep_logits)
+}
+
+/// [`response_log_probs`] with activation recomputation: after `loss.backward()`, call
+/// `recompute.backward(&model.text)` to reach the decoder layers and the embeddings.
+pub fn response_log_probs_recomputed(
+    model: &Qwen2_5_VL,
+    c: &Collated,
+    temperature: f64,
+    keep_logits: bool,
+) -> Result<(Tensor, Option<Tensor>, Recompute)> {
+    let (logits, rc) = model.forward_recomputed(&c.input_ids, Some(&c.attention_mask), c.images())?;
+    let (lp, kept) = of_logits(&logits, c, temperature, keep_logits)?;
+    Ok((lp, kept, rc))
+}
+
+fn of_logits(logits: &Tensor, c: &Collated, temperature: f64, keep_logits: bool) -> Result<(Tensor, Option<Tensor>)> {
+    ensure!(temperature > 0.0 && temperature.is_finite(), "log-probs need a temperature > 0, got {temperature}");
     let scaled = logits.narrow(1, c.prompt_len - 1, c.response_len()).to_kind(Kind::Float) / temperature;
     let log_probs = scaled.log_softmax(-1, Kind::Float).gather(-1, &c.responses.unsqueeze(-1), false).squeeze_dim(-1);
     Ok((log_probs, keep_logits.then_some(scaled)))

@@ -22,7 +22,7 @@
 use anyhow::{Result, ensure};
 use tch::Device;
 
-use super::experience::{Experience, collate, per_token, response_log_probs};
+use super::experience::{Experience, collate, per_token, response_log_probs, response_log_probs_recomputed};
 use super::loss::{ActorInputs, ActorLoss, MiniBatchScale, PolicyInputs};
 use super::rollout::RlPrompt;
 use crate::model::qwen2_5_vl::Qwen2_5_VL;
@@ -41,6 +41,9 @@ pub struct UpdateConfig {
     /// The rollout temperature (logits are divided by it).
     pub temperature: f64,
     pub grad_clip: Option<f64>,
+    /// Recompute each decoder layer's activations in the backward pass instead of keeping them
+    /// ([`crate::model::qwen2_5_vl::text::Recompute`]): EasyR1's `enable_gradient_checkpointing`.
+    pub recompute: bool,
 }
 
 impl UpdateConfig {
@@ -128,7 +131,13 @@ pub fn update(
                 } else {
                     None
                 };
-                let (log_probs, logits) = response_log_probs(model, &c, cfg.temperature, need_logits)?;
+                let (log_probs, logits, recompute) = if cfg.recompute {
+                    let (lp, lg, rc) = response_log_probs_recomputed(model, &c, cfg.temperature, need_logits)?;
+                    (lp, lg, Some(rc))
+                } else {
+                    let (lp, lg) = response_log_probs(model, &c, cfg.temperature, need_logits)?;
+                    (lp, lg, None)
+                };
                 let inputs = ActorInputs {
                     policy: PolicyInputs {
                         log_probs: &log_probs,
@@ -141,6 +150,9 @@ pub fn update(
                 };
                 let (loss, am) = cfg.loss.compute(&inputs, &scale, update)?;
                 loss.backward();
+                if let Some(rc) = recompute {
+                    rc.backward(&model.text)?;
+                }
                 micro_count += 1;
                 m.pg_loss += am.pg_loss;
                 m.clip_frac += am.policy.clip_frac;

@@ -126,6 +126,7 @@ impl SftTrainer {
             eps: o.eps,
             weight_decay: o.weight_decay,
             decay: DecayFilter::HfTrainer,
+            states: o.states,
         };
         let frozen = match (settings.freeze_vision, settings.freeze_merger) {
             (true, merger) => Frozen::vision(merger),

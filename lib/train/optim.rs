@@ -33,10 +33,13 @@
 //!   stage) are selected by key prefix ([`Frozen`]); they get `requires_grad_(false)` (no gradient is
 //!   computed or stored) and no optimizer state.
 //!
-//! Deviations: the moments are always f32 (PyTorch keeps them in the parameter dtype); for a non-f32
-//! parameter the update is computed on an f32 copy and written back (one rounding per step, no master
-//! weights: keep trainable variables in f32 for exact training). The grad norm is accumulated in f32 whatever
-//! the gradient dtype (PyTorch uses the gradient dtype). A skipped step does not advance the step count `t`
+//! Low-precision parameters: [`StatePrecision`] names where the moments and the update live for a bf16 parameter
+//! (manifest key `optimizer.states`): f32 moments with the update rounded back every step (the default; PyTorch
+//! keeps the moments in the parameter dtype, which is [`StatePrecision::ParamDtype`]), or an f32 master copy. For
+//! f32 parameters (the embedded default) all three compute the same. Under `ParamDtype` the `addcmul` operand
+//! `g·(1 − β2)` is rounded to bf16 before the multiply-add (PyTorch applies `value` inside the kernel).
+//!
+//! Deviations: the grad norm is accumulated in f32 whatever the gradient dtype (PyTorch uses the gradient dtype). A skipped step does not advance the step count `t`
 //! (as in EasyR1, where `optimizer.step()` is not called).
 use anyhow::{Context, Result, ensure};
 use regex::Regex;
@@ -79,6 +82,38 @@ fn hf_no_decay(name: &str) -> bool {
     PATTERNS.with(|ps| ps.iter().any(|p| p.is_match(&lower)))
 }
 
+/// Where AdamW keeps its numbers for a parameter stored in a low-precision dtype (bf16); for an f32 parameter the
+/// three are the same computation. Bytes of optimizer state per bf16 parameter in brackets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StatePrecision {
+    /// f32 moments; the update is computed on an f32 copy of the parameter and rounded back to its dtype every
+    /// step, so updates smaller than the dtype's resolution are lost (8 B).
+    #[default]
+    F32Moments,
+    /// f32 moments and an f32 master copy of the parameter that the updates accumulate in; the parameter is the
+    /// master rounded to its dtype (mixed precision as Megatron-LM and FSDP `MixedPrecision` do it) (12 B).
+    F32Master,
+    /// Moments in the parameter's dtype and the arithmetic too: plain `torch.optim.AdamW` on bf16 parameters, the
+    /// memory-lean choice (4 B).
+    ParamDtype,
+}
+
+impl StatePrecision {
+    /// The dtype of the moments for a parameter of `kind`.
+    fn moment_kind(self, kind: Kind) -> Kind {
+        match self {
+            Self::ParamDtype => kind,
+            Self::F32Moments | Self::F32Master => Kind::Float,
+        }
+    }
+
+    /// Whether a parameter of `kind` gets an f32 master copy.
+    fn has_master(self, kind: Kind) -> bool {
+        self == Self::F32Master && kind != Kind::Float
+    }
+}
+
 /// AdamW hyper-parameters, all explicit.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct AdamWConfig {
@@ -87,15 +122,29 @@ pub struct AdamWConfig {
     pub eps: f64,
     pub weight_decay: f64,
     pub decay: DecayFilter,
+    pub states: StatePrecision,
 }
 
 impl AdamWConfig {
     /// EasyR1 605e106 `optim` defaults used by both papers' RL: betas (0.9, 0.999), eps 1e-8 (torch), wd 1e-2.
-    pub const EASYR1: Self = Self { beta1: 0.9, beta2: 0.999, eps: 1e-8, weight_decay: 1e-2, decay: DecayFilter::All };
+    pub const EASYR1: Self = Self {
+        beta1: 0.9,
+        beta2: 0.999,
+        eps: 1e-8,
+        weight_decay: 1e-2,
+        decay: DecayFilter::All,
+        states: StatePrecision::F32Moments,
+    };
     /// LLaMA-Factory / HF Trainer as the SFT configs of both papers leave it: betas (0.9, 0.999), eps 1e-8,
     /// weight decay 0.0, bias/norm exclusion.
-    pub const LLAMA_FACTORY_SFT: Self =
-        Self { beta1: 0.9, beta2: 0.999, eps: 1e-8, weight_decay: 0.0, decay: DecayFilter::HfTrainer };
+    pub const LLAMA_FACTORY_SFT: Self = Self {
+        beta1: 0.9,
+        beta2: 0.999,
+        eps: 1e-8,
+        weight_decay: 0.0,
+        decay: DecayFilter::HfTrainer,
+        states: StatePrecision::F32Moments,
+    };
 
     pub fn validate(&self) -> Result<()> {
         for (name, b) in [("beta1", self.beta1), ("beta2", self.beta2)] {
@@ -147,6 +196,8 @@ struct Param {
     tensor: Tensor,
     exp_avg: Tensor,
     exp_avg_sq: Tensor,
+    /// The f32 master copy ([`StatePrecision::F32Master`] on a non-f32 parameter).
+    master: Option<Tensor>,
     decay: bool,
 }
 
@@ -198,10 +249,11 @@ impl AdamW {
                 "trainable variable {name} has non-float kind {:?}; freeze it or mark it non-trainable",
                 tensor.kind()
             );
-            let zeros = || Tensor::zeros(tensor.size(), (Kind::Float, tensor.device()));
+            let zeros = || Tensor::zeros(tensor.size(), (cfg.states.moment_kind(tensor.kind()), tensor.device()));
             let (exp_avg, exp_avg_sq) = (zeros(), zeros());
             let decay = cfg.decay.decays(&name);
-            params.push(Param { name, tensor, exp_avg, exp_avg_sq, decay });
+            let master = cfg.states.has_master(tensor.kind()).then(|| tensor.detach().to_kind(Kind::Float));
+            params.push(Param { name, tensor, exp_avg, exp_avg_sq, master, decay });
         }
         ensure!(!params.is_empty(), "no trainable variables left to optimize (all frozen or requires_grad false)");
         Ok(Self { cfg, params, step: 0 })
@@ -294,9 +346,15 @@ impl AdamW {
             if !grad.defined() {
                 continue;
             }
-            let g = grad.to_kind(Kind::Float);
-            let is_f32 = p.tensor.kind() == Kind::Float;
-            let mut work = if is_f32 { p.tensor.shallow_clone() } else { p.tensor.to_kind(Kind::Float) };
+            // The tensor the update is applied to, in the moments' dtype: the parameter itself when the kinds
+            // agree, the master copy, or a temporary f32 copy rounded back below.
+            let g = grad.to_kind(p.exp_avg.kind());
+            let in_place = p.tensor.kind() == p.exp_avg.kind();
+            let mut work = match &p.master {
+                Some(m) => m.shallow_clone(),
+                None if in_place => p.tensor.shallow_clone(),
+                None => p.tensor.to_kind(Kind::Float),
+            };
             if c.weight_decay != 0.0 && p.decay {
                 let _ = work.g_mul_scalar_(1.0 - lr * c.weight_decay);
             }
@@ -305,7 +363,7 @@ impl AdamW {
             let _ = p.exp_avg_sq.addcmul_(&g, &(&g * (1.0 - c.beta2)));
             let denom = (p.exp_avg_sq.sqrt() / bias_correction2_sqrt) + c.eps;
             let _ = work.addcdiv_(&(&p.exp_avg * (-step_size)), &denom);
-            if !is_f32 {
+            if !in_place || p.master.is_some() {
                 p.tensor.copy_(&work);
             }
         }
@@ -320,6 +378,9 @@ impl AdamW {
         for p in &self.params {
             out.push((format!("{}.exp_avg", p.name), p.exp_avg.to_device(tch::Device::Cpu)));
             out.push((format!("{}.exp_avg_sq", p.name), p.exp_avg_sq.to_device(tch::Device::Cpu)));
+            if let Some(m) = &p.master {
+                out.push((format!("{}.master", p.name), m.to_device(tch::Device::Cpu)));
+            }
         }
         out
     }
@@ -329,7 +390,11 @@ impl AdamW {
         let mut map: std::collections::HashMap<String, Tensor> = named.into_iter().collect();
         let step = map.remove(STEP_KEY).with_context(|| format!("optimizer state has no {STEP_KEY:?} entry"))?;
         for p in &mut self.params {
-            for (suffix, slot) in [("exp_avg", &mut p.exp_avg), ("exp_avg_sq", &mut p.exp_avg_sq)] {
+            let mut slots = vec![("exp_avg", &mut p.exp_avg), ("exp_avg_sq", &mut p.exp_avg_sq)];
+            if let Some(m) = p.master.as_mut() {
+                slots.push(("master", m));
+            }
+            for (suffix, slot) in slots {
                 let key = format!("{}.{suffix}", p.name);
                 let t = map.remove(&key).with_context(|| {
                     format!("optimizer state has no {key:?}: was it saved with the same frozen prefixes?")
@@ -340,7 +405,7 @@ impl AdamW {
                     t.size(),
                     slot.size()
                 );
-                *slot = t.to_kind(Kind::Float).to_device(slot.device());
+                *slot = t.to_kind(slot.kind()).to_device(slot.device());
             }
         }
         ensure!(
@@ -518,5 +583,51 @@ mod tests {
         let mut opt = AdamW::new(&vs, AdamWConfig::EASYR1, &Frozen::vision(false)).unwrap();
         let err = opt.load_state_tensors(full).unwrap_err();
         assert!(err.to_string().contains("not optimized here"), "{err}");
+    }
+
+    /// Steps `w` (one variable, gradient 1 everywhere) `n` times with lr 1e-4 under `states`; returns the optimizer.
+    fn run_states(kind: Kind, states: StatePrecision, n: usize) -> (nn::VarStore, AdamW) {
+        let mut vs = nn::VarStore::new(Device::Cpu);
+        vs.set_kind(kind);
+        let w = vs.root().var_copy("w", &Tensor::ones([4], (Kind::Float, Device::Cpu)));
+        let cfg = AdamWConfig { weight_decay: 0.0, states, ..AdamWConfig::EASYR1 };
+        let mut opt = AdamW::new(&vs, cfg, &Frozen::none()).unwrap();
+        for _ in 0..n {
+            w.to_kind(Kind::Float).sum(Kind::Float).backward();
+            opt.step(1e-4).unwrap();
+            opt.zero_grad();
+        }
+        (vs, opt)
+    }
+
+    #[test]
+    fn a_master_copy_keeps_the_updates_bf16_rounds_away() {
+        let value = |vs: &nn::VarStore| vs.variables()["w"].to_kind(Kind::Float).double_value(&[0]);
+        // Adam moves w by about lr per step; bf16 cannot represent 1 - 1e-4, so without a master nothing moves.
+        for states in [StatePrecision::F32Moments, StatePrecision::ParamDtype] {
+            let (vs, opt) = run_states(Kind::BFloat16, states, 100);
+            assert_eq!(vs.variables()["w"].kind(), Kind::BFloat16);
+            assert_eq!(value(&vs), 1.0, "{states:?}");
+            let kind = opt.state_tensors()[1].1.kind();
+            assert_eq!(kind, if states == StatePrecision::ParamDtype { Kind::BFloat16 } else { Kind::Float });
+        }
+        let (vs, opt) = run_states(Kind::BFloat16, StatePrecision::F32Master, 100);
+        assert!((value(&vs) - 0.99).abs() < 4e-3, "the bf16 weight follows the f32 master: {}", value(&vs));
+        let state = opt.state_tensors();
+        let master = state.iter().find(|(k, _)| k == "w.master").expect("the master is checkpointed");
+        assert!((master.1.double_value(&[0]) - 0.99).abs() < 1e-4);
+        // A resumed optimizer gets the master back.
+        let (vs2, mut fresh) = run_states(Kind::BFloat16, StatePrecision::F32Master, 0);
+        fresh.load_state_tensors(state.iter().map(|(k, t)| (k.clone(), t.shallow_clone())).collect()).unwrap();
+        assert_eq!(fresh.state_tensors().iter().find(|(k, _)| k == "w.master").unwrap().1, master.1);
+        drop(vs2);
+        // For f32 parameters the three are the same computation, with no master.
+        let f32_of = |s| run_states(Kind::Float, s, 5);
+        let (a, oa) = f32_of(StatePrecision::F32Moments);
+        for s in [StatePrecision::F32Master, StatePrecision::ParamDtype] {
+            let (b, ob) = f32_of(s);
+            assert_eq!(a.variables()["w"], b.variables()["w"], "{s:?}");
+            assert_eq!(oa.state_tensors().len(), ob.state_tensors().len());
+        }
     }
 }

@@ -31,7 +31,7 @@ use tch::{Device, Kind, Tensor, nn};
 
 use super::config::Config;
 use super::rope::{RopeIndexSpec, continuation_position_ids};
-use super::text::{KvCache, TextModel, scatter_image_embeds};
+use super::text::{KvCache, Recompute, TextModel, scatter_image_embeds};
 use super::vision::VisionTower;
 use super::vision::index::Grid;
 use super::weights::{LoadReport, load_safetensors};
@@ -95,6 +95,16 @@ impl Qwen2_5_VL {
         let report = Self::load(&vs, dir)?;
         report.ensure_all_used(&[]).with_context(|| format!("loading Qwen2.5-VL from {}", dir.display()))?;
         vs.freeze();
+        model.vs = Some(vs);
+        Ok(model)
+    }
+
+    /// A trainable model with fresh weights (tch's default initialisers) in a VarStore it owns, on `device` in
+    /// `kind`: benchmarks on real shapes without a download.
+    pub fn with_fresh_weights(cfg: &Config, device: Device, kind: Kind) -> Result<Self> {
+        let mut vs = nn::VarStore::new(device);
+        vs.set_kind(kind);
+        let mut model = Self::new(&vs.root(), cfg)?;
         model.vs = Some(vs);
         Ok(model)
     }
@@ -197,6 +207,21 @@ impl Qwen2_5_VL {
         let (embeds, pos, _) = self.prepare(input_ids, attention_mask, images)?;
         let mask = attention_mask.map(|m| m.to_device(embeds.device()));
         self.text.forward(&embeds, &pos, mask.as_ref(), None)
+    }
+
+    /// [`Self::forward`] for training with activation recomputation ([`Recompute`]): logits `(B, L, vocab)` whose
+    /// graph stops at the last decoder layer's output; after `loss.backward()` call `backward` on the returned
+    /// [`Recompute`] with `&self.text`.
+    pub fn forward_recomputed(
+        &self,
+        input_ids: &Tensor,
+        attention_mask: Option<&Tensor>,
+        images: Option<Images>,
+    ) -> Result<(Tensor, Recompute)> {
+        let (embeds, pos, _) = self.prepare(input_ids, attention_mask, images)?;
+        let mask = attention_mask.map(|m| m.to_device(embeds.device()));
+        let (hidden, rc) = self.text.hidden_states_recomputed(&embeds, &pos, mask.as_ref())?;
+        Ok((self.text.logits(&hidden), rc))
     }
 
     /// Runs the prompt through the model, filling `cache` (which must be empty, see [`TextModel::new_cache`]).

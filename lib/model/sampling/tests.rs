@@ -77,7 +77,7 @@ fn table(v: i64) -> Tensor {
 fn run(tokens: &[i64], params: &SamplingParams, seeds: &[u64]) -> Vec<Generation> {
     let t = table(16);
     let first = t.index_select(0, &Tensor::from_slice(tokens));
-    decode_loop(first, params, seeds, |next| Ok(t.index_select(0, &next.view(-1)))).unwrap()
+    decode_loop(first, params, seeds, |next, _| Ok(t.index_select(0, &next.view(-1)))).unwrap()
 }
 
 #[test]
@@ -140,8 +140,8 @@ fn sampled_logprobs_are_after_temperature_before_filtering() {
 fn rejects_bad_params() {
     let t = Tensor::zeros([1, 4], (Kind::Float, Device::Cpu));
     let bad = SamplingParams { top_p: 0.0, ..Default::default() };
-    assert!(decode_loop(t.shallow_clone(), &bad, &[0], |_| unreachable!()).is_err());
-    let e = decode_loop(t, &SamplingParams::default(), &[0, 1], |_| unreachable!()).unwrap_err();
+    assert!(decode_loop(t.shallow_clone(), &bad, &[0], |_, _| unreachable!()).is_err());
+    let e = decode_loop(t, &SamplingParams::default(), &[0, 1], |_, _| unreachable!()).unwrap_err();
     assert!(e.to_string().contains("seeds"), "{e}");
 }
 
@@ -158,5 +158,30 @@ fn suppressed_tokens_are_never_chosen() {
         assert!(g.tokens.iter().all(|&x| x >= 8), "{g:?}");
         // Log-probs stay those of the unsuppressed distribution (what the trainer recomputes).
         assert!(g.logprobs.iter().all(|&l| l < 0.0 && l.is_finite()));
+    }
+}
+
+/// Finished rows leave the batch once they are a quarter of it; the others are unaffected.
+#[test]
+fn finished_rows_are_retired_from_the_batch() {
+    let t = table(16);
+    let p = SamplingParams { temperature: 1.0, max_new_tokens: 30, eos_token_ids: vec![4, 11], ..Default::default() };
+    let starts = [3i64, 5, 9, 1, 2, 7, 8, 0];
+    let seeds: Vec<u64> = (0..8).collect();
+    let (mut rows, mut sizes) = (8i64, vec![]);
+    let first = t.index_select(0, &Tensor::from_slice(&starts));
+    let got = decode_loop(first, &p, &seeds, |next, keep| {
+        if let Some(k) = keep {
+            assert!(k.size()[0] < rows, "keep must drop rows");
+            rows = k.size()[0];
+            sizes.push(rows);
+        }
+        assert_eq!(next.size(), vec![rows, 1], "next has one id per live row");
+        Ok(t.index_select(0, &next.view(-1)))
+    })
+    .unwrap();
+    assert!(!sizes.is_empty(), "some rows should have been retired: {got:?}");
+    for (i, g) in got.iter().enumerate() {
+        assert_eq!(g, &run(&[starts[i]], &p, &[seeds[i]])[0], "row {i} differs from its run alone");
     }
 }

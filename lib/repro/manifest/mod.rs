@@ -32,6 +32,8 @@ use anyhow::{Context, Result, ensure};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use crate::train::optim::StatePrecision;
+
 pub use prompt::DataTransform;
 pub use source::{DataFilters, DataSpec, ModelSpec, Source};
 pub use train::{EvalOnlySettings, GrpoSettings, SftSettings, TrainSettings};
@@ -231,6 +233,20 @@ impl Manifest {
             );
         }
         self.train.validate()?;
+        let states = match &self.train {
+            TrainSettings::Sft(s) => Some(s.optimizer.states),
+            TrainSettings::Grpo(g) => Some(g.optimizer.states),
+            _ => None,
+        };
+        if let Some(states @ (StatePrecision::F32Master | StatePrecision::ParamDtype)) = states {
+            ensure!(
+                self.model.dtype == "bf16",
+                "train.optimizer.states = {} only differs from the default for bf16 parameters, but model.dtype = \
+                 {:?}; remove it or train in bf16",
+                serde_json::to_string(&states)?,
+                self.model.dtype
+            );
+        }
         if matches!(self.data.source, Source::Mixed { .. }) {
             ensure!(
                 !matches!(self.train, TrainSettings::Sft(_)),

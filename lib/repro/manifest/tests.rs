@@ -135,6 +135,22 @@ fn other_invalid_combinations_name_their_key() {
 }
 
 #[test]
+fn optimizer_states_are_named_and_checked_against_the_dtype() {
+    let with =
+        |states: &str| SFT.replace("warmup_ratio = 0.05 }", &format!("warmup_ratio = 0.05, states = \"{states}\" }}"));
+    let m = Manifest::from_toml_str(&with("f32_master")).unwrap();
+    assert!(matches!(m.train, TrainSettings::Sft(ref s) if s.optimizer.states == StatePrecision::F32Master));
+    assert_ne!(m.sha256().unwrap(), Manifest::from_toml_str(SFT).unwrap().sha256().unwrap());
+    // The default is left out of the canonical form: existing run ids do not change.
+    let default = Manifest::from_toml_str(&with("f32_moments")).unwrap();
+    assert_eq!(default.sha256().unwrap(), Manifest::from_toml_str(SFT).unwrap().sha256().unwrap());
+    let e = err(&with("param_dtype").replace("dtype = \"bf16\"", "dtype = \"f32\""));
+    assert!(e.contains("train.optimizer.states") && e.contains("param_dtype"), "{e}");
+    let e = err(&with("f16_master"));
+    assert!(e.contains("f16_master"), "{e}");
+}
+
+#[test]
 fn round_trip_through_toml_preserves_everything() {
     for text in [SFT.to_string(), vision_r1()] {
         let m = Manifest::from_toml_str(&text).unwrap();

@@ -19,6 +19,7 @@ use crate::rl::loss::{ActorLoss, Aggregation, EntropyTerm, KlTerm, LogRatioClamp
 use crate::rl::pad::{Pad, TauSchedule};
 use crate::rl::reward::{EfficientLength, Reward};
 use crate::rl::schedule::{self as rl_schedule, Ptst};
+use crate::train::optim::StatePrecision;
 
 /// `[train]`: what the stage does.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -55,6 +56,14 @@ pub struct AdamW {
     pub grad_clip: Option<f64>,
     pub schedule: LrSchedule,
     pub warmup_ratio: f64,
+    /// Where the moments and the update of bf16 parameters live (`f32_moments`, `f32_master`, `param_dtype`);
+    /// left out: `f32_moments`. See [`crate::train::optim::StatePrecision`].
+    #[serde(default, skip_serializing_if = "is_default_states")]
+    pub states: StatePrecision,
+}
+
+fn is_default_states(s: &StatePrecision) -> bool {
+    *s == StatePrecision::default()
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -181,6 +190,11 @@ pub struct GrpoSettings {
     pub micro_batch: u32,
     pub ppo_epochs: u32,
     pub freeze_vision: bool,
+    /// Recompute each decoder layer's activations in the backward pass instead of keeping them (EasyR1
+    /// `worker.actor.model.enable_gradient_checkpointing`): the same gradients for less memory and one more
+    /// forward. Left out: off. It does not change results, but it is part of the manifest's hash.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub recompute_activations: bool,
     pub sampling: Sampling,
     pub reward: RewardSpec,
     pub advantage: AdvantageSpec,

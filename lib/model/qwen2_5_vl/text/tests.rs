@@ -60,20 +60,52 @@ fn kv_cache_matches_full_forward() {
     let embeds = scatter_image_embeds(&model.embed(&ids), &ids, img, &feats).unwrap();
     let full = model.forward(&embeds, &pos, Some(&mask), None).unwrap();
 
-    let mut cache = model.new_cache();
-    let mut got =
-        vec![model.forward(&embeds.narrow(1, 0, 10), &idx.position_ids, Some(&pmask), Some(&mut cache)).unwrap()];
-    for s in 10..13 {
-        let m = mask.narrow(1, 0, s + 1);
-        let p = continuation_position_ids(&m, &idx.rope_deltas, 1);
-        got.push(model.forward(&embeds.narrow(1, s, 1), &p, Some(&m), Some(&mut cache)).unwrap());
-    }
-    assert_eq!(cache.seq_len(), 13);
-    let inc = Tensor::cat(&got, 1);
     // Padded positions are meaningless; compare the rest.
     let keep = mask.unsqueeze(-1).to_kind(Kind::Float);
-    let d = max_abs(&(full * &keep), &(inc * &keep));
-    assert!(d <= 1e-5, "incremental vs full max abs diff {d}");
+    // A cache that grows (10 prompt positions, then doubled to 20) and one sized up front.
+    for (mut cache, cap) in
+        [(model.new_cache(), 20), (KvCache::with_capacity(cfg.text_config.num_hidden_layers, 13), 13)]
+    {
+        let mut got =
+            vec![model.forward(&embeds.narrow(1, 0, 10), &idx.position_ids, Some(&pmask), Some(&mut cache)).unwrap()];
+        for s in 10..13 {
+            let m = mask.narrow(1, 0, s + 1);
+            let p = continuation_position_ids(&m, &idx.rope_deltas, 1);
+            got.push(model.forward(&embeds.narrow(1, s, 1), &p, Some(&m), Some(&mut cache)).unwrap());
+        }
+        assert_eq!((cache.seq_len(), cache.capacity()), (13, cap));
+        let inc = Tensor::cat(&got, 1);
+        let d = max_abs(&(&full * &keep), &(inc * &keep));
+        assert!(d <= 1e-5, "incremental vs full max abs diff {d} (capacity {cap})");
+    }
+}
+
+/// Rows retired from the cache leave the others decoding exactly as in the full batch.
+#[test]
+fn a_retained_row_decodes_as_in_the_full_batch() {
+    tch::manual_seed(2);
+    let cfg = tiny(true);
+    let vs = nn::VarStore::new(Device::Cpu);
+    let model = TextModel::new(&vs.root(), &cfg).unwrap();
+    let ids = Tensor::from_slice(&[0i64, 5, 6, 7, 9, 11, 12, 13, 14, 15, 3, 4, 8, 2, 1]).view([3, 5]);
+    let mask = ids.ne(0).to_kind(Kind::Int64);
+    let pos = |m: &Tensor, past: i64, n: i64| {
+        (m.cumsum(1, Kind::Int64) - 1).clamp_min(0).narrow(1, past, n).unsqueeze(0).repeat([3, 1, 1])
+    };
+    let full = model.forward(&model.embed(&ids), &pos(&mask, 0, 5), Some(&mask), None).unwrap();
+    let mut cache = model.new_cache_for(5);
+    let prompt = |t: &Tensor| t.narrow(1, 0, 4);
+    let _ = model.forward(&model.embed(&prompt(&ids)), &pos(&mask, 0, 4), Some(&prompt(&mask)), Some(&mut cache));
+    let rows = Tensor::from_slice(&[2i64, 0]);
+    cache.retain(&rows);
+    let (ids2, mask2) = (ids.index_select(0, &rows), mask.index_select(0, &rows));
+    let last =
+        model.forward(&model.embed(&ids2.narrow(1, 4, 1)), &pos(&mask2, 4, 1), Some(&mask2), Some(&mut cache)).unwrap();
+    let want = full.index_select(0, &rows).narrow(1, 4, 1);
+    // Up to the numerics of different batch shapes (logits here are of order 10).
+    let d = max_abs(&last, &want);
+    assert!(d <= 1e-4, "retained rows differ from the full batch by {d}");
+    assert_eq!(cache.seq_len(), 5);
 }
 
 #[test]
