@@ -14,7 +14,8 @@
 //!   stop on any of `eos_token_ids` (the EOS is kept in the output); finished ones are fed a pad token while the
 //!   others continue (their outputs are discarded), as `generate` pads them with `pad_token_id`, until enough
 //!   are done to retire them from the batch (see [`decode_loop`]).
-//! - [`generate`]: [`decode_loop`] on [`Qwen2_5_VL`] (`prefill`, then one cached `decode` per step).
+//! - [`generate`]: [`decode_loop`] on [`Qwen2_5_VL`] (`prefill`, then one cached `decode` per step);
+//!   [`generate_grouped`] prefills each distinct prompt once for all its samples.
 //!
 //! **Log-probabilities**: `log_softmax(logits / temperature)` of the chosen token, i.e. after temperature and
 //! *before* top-k/top-p and token suppression (what EasyR1's actor recomputes as `old_log_probs` and vLLM reports with
@@ -228,24 +229,56 @@ pub fn generate(
     params: &SamplingParams,
     seeds: &[u64],
 ) -> Result<Vec<Generation>> {
+    let rows: Vec<i64> = (0..input_ids.size()[0]).collect();
+    generate_grouped(model, input_ids, attention_mask, images, &rows, params, seeds)
+}
+
+/// [`generate`] for samples that share prompts: `input_ids` holds each distinct prompt once, sequence `i` continues
+/// prompt row `rows[i]` with seed `seeds[i]`. The prompts (and their images) go through the model once; each one's
+/// cache, last logits, mask and rope deltas are then copied to its samples (a GRPO group of `n` rollouts costs one
+/// prefill and one vision-tower pass instead of `n`). Outputs equal [`generate`] on the repeated prompts up to the
+/// numerics of the batch shape.
+pub fn generate_grouped(
+    model: &Qwen2_5_VL,
+    input_ids: &Tensor,
+    attention_mask: Option<&Tensor>,
+    images: Option<Images>,
+    rows: &[i64],
+    params: &SamplingParams,
+    seeds: &[u64],
+) -> Result<Vec<Generation>> {
     let _guard = tch::no_grad_guard();
     let device = model.device();
+    let prompts = input_ids.size()[0];
+    ensure!(
+        rows.iter().all(|r| (0..prompts).contains(r)),
+        "generate_grouped: sample rows {rows:?} must index the {prompts} prompts"
+    );
     let prompt_mask = match attention_mask {
         Some(m) => m.to_device(device).to_kind(Kind::Int64),
         None => Tensor::ones(input_ids.size(), (Kind::Int64, device)),
     };
-    let (rows, prompt_len) = (prompt_mask.size()[0], prompt_mask.size()[1]);
+    let prompt_len = prompt_mask.size()[1];
     let mut cache = model.text.new_cache_for(prompt_len as usize + params.max_new_tokens);
     let prefill = model.prefill(input_ids, Some(&prompt_mask), images, &mut cache)?;
+    let index = Tensor::from_slice(rows).to_device(device);
+    let shared = rows.len() as i64 != prompts || rows.iter().enumerate().any(|(i, &r)| r != i as i64);
+    let (first, prompt_mask, mut rope_deltas) = if shared {
+        cache.select_rows(&index);
+        let deltas = prefill.rope_deltas.index_select(0, &index.to_device(prefill.rope_deltas.device()));
+        (prefill.last_logits.index_select(0, &index), prompt_mask.index_select(0, &index), deltas)
+    } else {
+        (prefill.last_logits, prompt_mask, prefill.rope_deltas)
+    };
     // The attention mask of every position the generation can reach: generated tokens are never padding.
     let new = params.max_new_tokens as i64;
-    let mut mask = Tensor::cat(&[&prompt_mask, &Tensor::ones([rows, new], (Kind::Int64, device))], 1);
-    let mut rope_deltas = prefill.rope_deltas;
-    decode_loop(prefill.last_logits, params, seeds, |next, keep| {
+    let ones = Tensor::ones([rows.len() as i64, new], (Kind::Int64, device));
+    let mut mask = Tensor::cat(&[&prompt_mask, &ones], 1);
+    decode_loop(first, params, seeds, |next, keep| {
         if let Some(keep) = keep {
             mask = mask.index_select(0, keep);
             rope_deltas = rope_deltas.index_select(0, &keep.to_device(rope_deltas.device()));
-            cache.retain(keep);
+            cache.select_rows(keep);
         }
         let seen = mask.narrow(1, 0, cache.seq_len() + 1);
         model.decode(next, &seen, &rope_deltas, &mut cache)

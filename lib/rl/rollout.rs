@@ -9,7 +9,8 @@
 //! - **Sampling**: the group of prompt `p` is `n` copies of it (EasyR1 `repeat(n, interleave=True)`: the batch is
 //!   prompt-major); sample `j` of the prompt with uid `u` at RL step `s` draws from the seed
 //!   `seed::derive(base, Rollout, s, u, j)`, so a sequence's tokens depend only on (weights, prompt, seed) and a
-//!   resumed run draws the same. Generation runs in chunks of `chunk` sequences (left-padded prompts).
+//!   resumed run draws the same. Generation runs in chunks of `chunk` sequences (left-padded prompts); each
+//!   distinct prompt of a chunk is prefilled once, images included, and its cache shared by its samples.
 //! - **Truncation**: a response that reaches `max_new_tokens` without an EOS is kept and flagged (EasyR1 keeps
 //!   it; under PTST the hard formatting reward then gives it 0, papers_spec §1.5).
 //! - **Text**: responses are decoded with special tokens skipped (EasyR1 `reward.skip_special_tokens: true`), so
@@ -26,7 +27,7 @@ use tch::{Device, Kind, Tensor};
 use crate::data::easyr1::RlRecord;
 use crate::model::qwen2_5_vl::Images;
 use crate::model::qwen2_5_vl::Qwen2_5_VL;
-use crate::model::sampling::{SamplingParams, generate};
+use crate::model::sampling::{SamplingParams, generate_grouped};
 use crate::processor::chat::{ChatProcessor, ContentPart, Message, RenderOptions};
 use crate::processor::image::{ImageProcessorConfig, load_image, load_image_bytes};
 use crate::repro::seed::{self, SeedDomain};
@@ -190,13 +191,18 @@ pub fn rollout(
     let kind = model.text.dtype();
     let mut out = Vec::with_capacity(jobs.len());
     for batch in jobs.chunks(chunk) {
-        let rows: Vec<&RlPrompt> = batch.iter().map(|&(p, _)| &prompts[p]).collect();
-        let ids: Vec<&[i64]> = rows.iter().map(|p| p.input_ids.as_slice()).collect();
+        // Each distinct prompt of the chunk goes through the model once; its samples share the prefill.
+        let mut distinct: Vec<usize> = batch.iter().map(|&(p, _)| p).collect();
+        distinct.dedup();
+        let rows: Vec<i64> =
+            batch.iter().map(|&(p, _)| distinct.iter().position(|&d| d == p).unwrap_or(0) as i64).collect();
+        let unique: Vec<&RlPrompt> = distinct.iter().map(|&p| &prompts[p]).collect();
+        let ids: Vec<&[i64]> = unique.iter().map(|p| p.input_ids.as_slice()).collect();
         let (input_ids, mask) = left_pad(&ids, pad_id, model.device());
-        let images = stack_images(&rows, model.device(), kind);
+        let images = stack_images(&unique, model.device(), kind);
         let images_ref = images.as_ref().map(|(p, g)| Images { pixel_values: p, grid_thw: g });
         let batch_seeds: Vec<u64> = batch.iter().map(|&(p, j)| seeds.of(prompts[p].uid, j)).collect();
-        let gens = generate(model, &input_ids, Some(&mask), images_ref, params, &batch_seeds)?;
+        let gens = generate_grouped(model, &input_ids, Some(&mask), images_ref, &rows, params, &batch_seeds)?;
         for ((&(p, j), g), seed) in batch.iter().zip(gens).zip(batch_seeds) {
             let text = decode(&g.tokens)?;
             out.push(Rollout {

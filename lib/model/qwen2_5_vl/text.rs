@@ -83,7 +83,8 @@ impl Module for Mlp {
 /// head_dim)` filled up to the cached length, so a decode step writes one position in place instead of copying the
 /// whole cache (`torch.cat`, as `DynamicCache` does). A buffer that is too small is regrown to twice its size
 /// (amortised O(1) per token); [`KvCache::with_capacity`] sizes it once from the longest sequence expected.
-/// Finished sequences leave the batch through [`KvCache::retain`].
+/// Finished sequences leave the batch, and a prompt's cache is copied to its samples, through
+/// [`KvCache::select_rows`].
 ///
 /// The cache is for inference (`no_grad`): writes into a buffer are not differentiable.
 #[derive(Debug, Default)]
@@ -130,8 +131,9 @@ impl KvCache {
         self.layers.iter_mut().for_each(|l| *l = None);
     }
 
-    /// Keeps only the batch rows `rows` (i64 indices, in the new order) of every layer.
-    pub fn retain(&mut self, rows: &Tensor) {
+    /// Makes row `i` of the batch the old row `rows[i]` in every layer (i64 indices): drops rows that are not
+    /// listed, reorders, and repeats a row listed several times (one prompt's cache shared by its samples).
+    pub fn select_rows(&mut self, rows: &Tensor) {
         for l in self.layers.iter_mut().flatten() {
             let rows = rows.to_device(l.k.device());
             l.k = l.k.index_select(0, &rows);
