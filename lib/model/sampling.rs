@@ -187,9 +187,13 @@ pub fn decode_loop(
             let u: Vec<f64> = live.iter().map(|&i| if done[i] { 0.0 } else { rngs[i].random::<f64>() }).collect();
             inverse_cdf(&probs, &u)
         };
-        let chosen_logp =
-            Vec::<f32>::try_from(logp.gather(-1, &next.unsqueeze(-1), false).view(-1).to_device(tch::Device::Cpu))?;
-        let mut ids = Vec::<i64>::try_from(next.to_device(tch::Device::Cpu))?;
+        // One device-to-host read per step: the chosen ids (exact in f64) and their log-probs together.
+        let chosen = logp.gather(-1, &next.unsqueeze(-1), false).view(-1).to_kind(Kind::Double);
+        let both =
+            Vec::<f64>::try_from(Tensor::cat(&[next.to_kind(Kind::Double), chosen], 0).to_device(tch::Device::Cpu))?;
+        let (ids, chosen_logp) = both.split_at(live.len());
+        let mut ids: Vec<i64> = ids.iter().map(|&x| x as i64).collect();
+        let chosen_logp: Vec<f32> = chosen_logp.iter().map(|&x| x as f32).collect();
         for (r, &i) in live.iter().enumerate() {
             if done[i] {
                 ids[r] = pad;

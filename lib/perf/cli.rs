@@ -204,14 +204,20 @@ fn table(j: &serde_json::Value, mine: &Measured, base: &Option<Measured>) -> Str
         j["warmup"],
         j["iters"],
     );
-    let tf = |v: &serde_json::Value| v.as_f64().map_or("-".into(), |x| format!("{:.1}", x / 1e12));
+    let si = |v: &serde_json::Value, unit: &str| {
+        v.as_f64().map_or("-".into(), |x| match x {
+            x if x >= 1e12 => format!("{:.1} T{unit}", x / 1e12),
+            x if x >= 1e9 => format!("{:.1} G{unit}", x / 1e9),
+            x => format!("{:.1} M{unit}", x / 1e6),
+        })
+    };
     out += &format!(
-        "peaks: measured {} TFLOP/s matmul, {} TB/s copy; spec {} TFLOP/s, {} TB/s (MFU and roofline use the spec \
-         when known, else the measured)\nmemory: {}\n\n",
-        tf(&p["measured_flops"]),
-        tf(&p["measured_bandwidth"]),
-        tf(&p["spec_flops"]),
-        tf(&p["spec_bandwidth"]),
+        "peaks: measured {} matmul, {} copy; spec {}, {} (MFU and roofline use the spec when known, else the \
+         measured)\nmemory: {}\n\n",
+        si(&p["measured_flops"], "FLOP/s"),
+        si(&p["measured_bandwidth"], "B/s"),
+        si(&p["spec_flops"], "FLOP/s"),
+        si(&p["spec_bandwidth"], "B/s"),
         j["memory_source"].as_str().unwrap_or(""),
     );
     let has_base = base.is_some();

@@ -92,6 +92,9 @@ pub struct KvCache {
     layers: Vec<Option<LayerKv>>,
     /// Positions to allocate on the first append (0: exactly what that append needs).
     reserve: i64,
+    /// Whether the cached positions include padding, as the forward that filled them found. Once true, later
+    /// forwards take the masked path without reading the mask back to the host (a device sync per decode step).
+    padded: bool,
 }
 
 #[derive(Debug)]
@@ -114,7 +117,7 @@ impl KvCache {
 
     /// A cache whose buffers hold `capacity` positions from the start (prompt + generated tokens).
     pub fn with_capacity(num_layers: usize, capacity: usize) -> Self {
-        Self { layers: (0..num_layers).map(|_| None).collect(), reserve: capacity as i64 }
+        Self { layers: (0..num_layers).map(|_| None).collect(), reserve: capacity as i64, padded: false }
     }
 
     /// Number of cached positions (0 when empty).
@@ -128,6 +131,7 @@ impl KvCache {
     }
 
     pub fn clear(&mut self) {
+        self.padded = false;
         self.layers.iter_mut().for_each(|l| *l = None);
     }
 
@@ -346,7 +350,11 @@ impl TextModel {
         attention_mask: Option<&Tensor>,
         mut cache: Option<&mut KvCache>,
     ) -> Result<Tensor> {
-        let (mask, cos, sin) = self.step_inputs(inputs_embeds, position_ids, attention_mask, cache.as_deref())?;
+        let (mask, cos, sin, padded) =
+            self.step_inputs(inputs_embeds, position_ids, attention_mask, cache.as_deref())?;
+        if let Some(c) = cache.as_deref_mut() {
+            c.padded |= padded;
+        }
         let step = Step { cos: &cos, sin: &sin, mask: &mask };
         let mut xs = inputs_embeds.shallow_clone();
         for (i, layer) in self.layers.iter().enumerate() {
@@ -356,14 +364,14 @@ impl TextModel {
     }
 
     /// Checks the shapes of one forward pass and builds what every layer shares: the attention mask and M-RoPE's
-    /// cos/sin.
+    /// cos/sin; also says whether any position is padding.
     fn step_inputs(
         &self,
         inputs_embeds: &Tensor,
         position_ids: &Tensor,
         attention_mask: Option<&Tensor>,
         cache: Option<&KvCache>,
-    ) -> Result<(AttnMask, Tensor, Tensor)> {
+    ) -> Result<(AttnMask, Tensor, Tensor, bool)> {
         let size = inputs_embeds.size();
         ensure!(size.len() == 3, "inputs_embeds must be (batch, seq_len, hidden), got {size:?}");
         let (b, l) = (size[0], size[1]);
@@ -390,7 +398,9 @@ impl TextModel {
                 m.size()
             );
         }
-        let padded = attention_mask.map(|m| m.eq(0).any().int64_value(&[]) != 0).unwrap_or(false);
+        // The masked path is right whenever a position is padding; a cache that holds padding says so without a sync.
+        let padded = cache.is_some_and(|c| c.padded && past > 0)
+            || attention_mask.is_some_and(|m| m.eq(0).any().int64_value(&[]) != 0);
         let mask = match (padded, l, past) {
             (false, 1, _) => AttnMask::None,
             (false, _, 0) => AttnMask::Causal,
@@ -401,7 +411,7 @@ impl TextModel {
             }
         };
         let (cos, sin) = self.rope.cos_sin(&position_ids.to_device(device), inputs_embeds.kind());
-        Ok((mask, cos, sin))
+        Ok((mask, cos, sin, padded))
     }
 
     /// `lm_head(hidden)`: logits `(..., vocab)` in the model dtype.

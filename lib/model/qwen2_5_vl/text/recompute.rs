@@ -45,7 +45,7 @@ impl TextModel {
         position_ids: &Tensor,
         attention_mask: Option<&Tensor>,
     ) -> Result<(Tensor, Recompute)> {
-        let (mask, cos, sin) = self.step_inputs(inputs_embeds, position_ids, attention_mask, None)?;
+        let (mask, cos, sin, _) = self.step_inputs(inputs_embeds, position_ids, attention_mask, None)?;
         let mut inputs = Vec::with_capacity(self.layers.len());
         let last = {
             let _g = tch::no_grad_guard();
