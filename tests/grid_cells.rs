@@ -120,7 +120,8 @@ fn a_coupled_axis_runs_an_evaluation_only_cell_beside_a_training_cell() {
     let run_dir = |cell: usize| -> PathBuf {
         let text = std::fs::read_to_string(out_dir.join(format!("cells/c{cell}-s1.toml"))).unwrap();
         let m = r1lab::repro::manifest::Manifest::from_toml_str(&text).unwrap();
-        let id = r1lab::repro::record::run_id(&m, &r1lab::repro::record::CodeState::detect(s.root.path())).unwrap();
+        let id =
+            r1lab::repro::record::run_id(&m, &r1lab::repro::record::CodeState::detect(s.root.path()), None).unwrap();
         out_dir.join("runs").join(id)
     };
     let (baseline, zero) = (run_dir(0), run_dir(1));

@@ -15,7 +15,7 @@ use r1lab::hub::HubOptions;
 use r1lab::model::tiny::{TinySpec, install};
 use r1lab::pipeline::{RunOptions, run_manifest};
 use r1lab::repro::checkpoint;
-use r1lab::repro::record::{RunRecord, Status};
+use r1lab::repro::record::{CodeState, RunRecord, Status, run_id};
 
 struct Setup {
     root: tempfile::TempDir,
@@ -115,6 +115,12 @@ fn cold_start_then_ptst_leave_complete_records() {
     let rl = run_manifest(&grpo_manifest(&s, "pipe_test/cold_start"), &opts(&s, &runs)).unwrap();
     let parent_key = format!("parent/pipe_test/cold_start@{}", ckpt.step());
     assert_eq!(rl.record.inputs.get(&parent_key), Some(&ckpt.record.params_sha256), "{:?}", rl.record.inputs);
+    // The child's run id is keyed on the parent checkpoint it resolved: a retrained parent makes a new child run.
+    let code = CodeState::detect(s.root.path());
+    let manifest = &rl.record.manifest;
+    let with_parent = run_id(manifest, &code, Some(&ckpt.record.params_sha256)).unwrap();
+    assert_eq!(rl.record.run_id, with_parent);
+    assert_ne!(with_parent, run_id(manifest, &code, Some(&"0".repeat(64))).unwrap());
     for k in ["reward_mean", "kl", "stage", "heldout.acc"] {
         assert!(rl.final_metrics.contains_key(k), "{k} missing from {:?}", rl.final_metrics);
     }

@@ -247,7 +247,7 @@ fn a_sweep_reads_a_new_run_from_the_folder_it_reports_whatever_id_it_planned() {
     let control = RunControl::default();
     let stale = CodeState { commit: Some("0".repeat(40)), dirty: Some(false) };
     let (id, dir) = run_or_reuse(&manifest, &path, &stale, &opts, &control).unwrap();
-    assert_ne!(id, run_id(&manifest, &stale).unwrap(), "the planned id is not the run's");
+    assert_ne!(id, run_id(&manifest, &stale, None).unwrap(), "the planned id is not the run's");
     assert!(dir.join("final_metrics.json").is_file() && dir.ends_with(&id));
     let now = CodeState::detect(&opts.repo_root);
     let again = run_or_reuse(&manifest, &path, &now, &opts, &control).unwrap();

@@ -193,7 +193,12 @@ pub fn run_manifest_with(path: &Path, opts: &RunOptions, control: &RunControl) -
             let name = dir.file_name().and_then(|n| n.to_str()).context("the run folder has no name")?;
             (dir.parent().unwrap_or(Path::new(".")).to_path_buf(), name.to_string())
         }
-        None => (control.record_root.clone().unwrap_or_else(|| opts.runs_root.clone()), run_id(&manifest, &code)?),
+        None => {
+            let parent =
+                resolve::parent_key(&manifest.model.source, &opts.runs_root).context("resolving model.source")?;
+            let id = run_id(&manifest, &code, parent.as_deref())?;
+            (control.record_root.clone().unwrap_or_else(|| opts.runs_root.clone()), id)
+        }
     };
     let record_root = &record_root;
     let roots = Roots { repo: opts.repo_root.clone(), runs: opts.runs_root.clone() };
@@ -267,7 +272,9 @@ pub fn run_manifest_with(path: &Path, opts: &RunOptions, control: &RunControl) -
 /// the same run id), if there is one: `make demo` run twice reuses the stages that already finished.
 pub fn finished_outcome(path: &Path, opts: &RunOptions) -> Result<Option<RunOutcome>> {
     let manifest = Manifest::load(path)?;
-    let id = run_id(&manifest, &CodeState::detect(&opts.repo_root))?;
+    // A stage whose parent has not finished cannot have finished either.
+    let Ok(parent) = resolve::parent_key(&manifest.model.source, &opts.runs_root) else { return Ok(None) };
+    let id = run_id(&manifest, &CodeState::detect(&opts.repo_root), parent.as_deref())?;
     let dir = opts.runs_root.join(&id);
     if !dir.join("run.json").is_file() {
         return Ok(None);

@@ -121,6 +121,26 @@ pub fn data_file(source: &Source, split: &str, ext: &str, roots: &Roots, hub: &H
 /// The checkpoint of the newest finished run (by end time) of `stage` under `runs`, at `step` or its last
 /// checkpoint, verified: `(folder, step, params_sha256)`.
 pub fn newest_parent(runs: &Path, stage: &str, step: Option<u64>) -> Result<(PathBuf, u64, String)> {
+    let (dir, s) = newest_parent_checkpoint(runs, stage, step)?;
+    let info = checkpoint::verify(&dir)?;
+    Ok((dir, s, info.record.params_sha256))
+}
+
+/// What a run id must add to the manifest for `source` to name one model: the parameter hash of the checkpoint an
+/// unpinned parent-run source resolves to now (from its record; [`model_dir`] verifies it), so a retrained parent
+/// gives its children new ids. `None` for every other source: its identity is in the manifest.
+pub fn parent_key(source: &Source, runs: &Path) -> Result<Option<String>> {
+    match source {
+        Source::ParentRun { stage, step, sha256: None } => {
+            let (dir, _) = newest_parent_checkpoint(runs, stage, *step)?;
+            Ok(Some(checkpoint::read_record(&dir)?.params_sha256))
+        }
+        _ => Ok(None),
+    }
+}
+
+/// The checkpoint folder (and step) of the newest finished run of `stage`: at `step`, or its last.
+fn newest_parent_checkpoint(runs: &Path, stage: &str, step: Option<u64>) -> Result<(PathBuf, u64)> {
     let mut finished: Vec<(String, PathBuf)> = Vec::new();
     for e in std::fs::read_dir(runs).with_context(|| format!("listing the runs in {}", runs.display()))? {
         let dir = e?.path();
@@ -141,8 +161,7 @@ pub fn newest_parent(runs: &Path, stage: &str, step: Option<u64>) -> Result<(Pat
         None => all.into_iter().last(),
     }
     .with_context(|| format!("run {} has no checkpoint at step {step:?}", run.display()))?;
-    let info = checkpoint::verify(&dir)?;
-    Ok((dir, s, info.record.params_sha256))
+    Ok((dir, s))
 }
 
 fn pick_split<'a>(names: impl Iterator<Item = &'a str>, split: &str, ext: &str) -> Option<&'a str> {

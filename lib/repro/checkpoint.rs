@@ -230,9 +230,9 @@ pub fn save(run_dir: &Path, step: u64, parts: &CheckpointParts) -> Result<Checkp
     Ok(CheckpointInfo { dir, record, trainer: parts.trainer.clone() })
 }
 
-/// Re-hashes every file of the checkpoint folder `dir` and checks the parameter hash of its model against the
-/// record. Errors name the file.
-pub fn verify(dir: &Path) -> Result<CheckpointInfo> {
+/// The record (`checkpoint.json`) of the checkpoint folder `dir`, read and schema-checked but not verified against
+/// the files (see [`verify`]).
+pub fn read_record(dir: &Path) -> Result<CheckpointRecord> {
     let rec_path = dir.join(RECORD_FILE);
     ensure!(
         rec_path.is_file(),
@@ -248,6 +248,14 @@ pub fn verify(dir: &Path) -> Result<CheckpointInfo> {
         rec_path.display(),
         record.schema_version
     );
+    Ok(record)
+}
+
+/// Re-hashes every file of the checkpoint folder `dir` and checks the parameter hash of its model against the
+/// record. Errors name the file.
+pub fn verify(dir: &Path) -> Result<CheckpointInfo> {
+    let record = read_record(dir)?;
+    let rec_path = dir.join(RECORD_FILE);
     if let Some(step) = dir.file_name().and_then(|n| n.to_str()).and_then(parse_step_dir_name) {
         ensure!(step == record.step, "{} records step {}: {CORRUPT}", dir.display(), record.step);
     }
@@ -422,12 +430,6 @@ pub fn find_parent(runs_root: &Path, stage_id: &str, step: u64, sha256: &str) ->
          found: {found}. Run the parent stage, or fix model.source in the manifest",
         runs_root.display()
     )
-}
-
-fn read_record(dir: &Path) -> Result<CheckpointRecord> {
-    let path = dir.join(RECORD_FILE);
-    let bytes = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
-    serde_json::from_slice(&bytes).with_context(|| format!("parsing {}", path.display()))
 }
 
 /// Every regular file under `dir`, as sorted `/`-separated relative paths.

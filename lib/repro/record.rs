@@ -116,11 +116,16 @@ impl RunRecord {
     }
 }
 
-/// `<stage id with '/' → '-'>-<first 12 hex of sha256(manifest_sha256 ‖ commit ‖ base seed)>` (B10): the
-/// same locked manifest at the same commit always gets the same id.
-pub fn run_id(manifest: &Manifest, code: &CodeState) -> Result<String> {
-    let key =
+/// `<stage id with '/' → '-'>-<first 12 hex of sha256(manifest_sha256 ‖ commit ‖ base seed [‖ parent])>` (B10):
+/// the same locked manifest at the same commit always gets the same id. `parent` is the parameter hash of the
+/// checkpoint an unpinned parent-run model source resolved to (`pipeline::resolve::parent_key`), so a child of a
+/// retrained parent is a new run, not a stale reuse; `None` leaves the key as it was.
+pub fn run_id(manifest: &Manifest, code: &CodeState, parent: Option<&str>) -> Result<String> {
+    let mut key =
         format!("{}\n{}\n{}", manifest.sha256()?, code.commit.as_deref().unwrap_or("no-commit"), manifest.seeds.base);
+    if let Some(p) = parent {
+        key.push_str(&format!("\nparent {p}"));
+    }
     Ok(format!("{}-{}", manifest.id.replace('/', "-"), &sha256_hex(key.as_bytes())[..12]))
 }
 
@@ -448,11 +453,14 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         let m = manifest();
         let code = CodeState::detect(Path::new(env!("CARGO_MANIFEST_DIR")));
-        let id = run_id(&m, &code).unwrap();
+        let id = run_id(&m, &code, None).unwrap();
         assert!(
             id.starts_with("vision_r1-ptst_stage1_stage2-") && id.len() == "vision_r1-ptst_stage1_stage2-".len() + 12
         );
-        assert_eq!(id, run_id(&m, &code).unwrap());
+        assert_eq!(id, run_id(&m, &code, None).unwrap());
+        // A different parent checkpoint is a different run.
+        let a = run_id(&m, &code, Some(&"a".repeat(64))).unwrap();
+        assert!(a != id && a != run_id(&m, &code, Some(&"b".repeat(64))).unwrap());
         let inputs = [("data/train.parquet".to_string(), "a".repeat(64))].into();
         let mut run = Run::start_with_env(tmp.path(), &id, &m, code.clone(), env(), inputs).unwrap();
         let at_start = RunRecord::read(run.dir()).unwrap();

@@ -256,7 +256,9 @@ pub fn run_or_reuse(
     control: &RunControl,
 ) -> Result<(String, PathBuf)> {
     let root = control.record_root.as_ref().unwrap_or(&opts.runs_root);
-    let planned = root.join(run_id(manifest, code)?);
+    // With an unpinned parent that cannot be resolved yet, nothing can be reused: the run reports the error.
+    let parent = crate::pipeline::resolve::parent_key(&manifest.model.source, &opts.runs_root).ok().flatten();
+    let planned = root.join(run_id(manifest, code, parent.as_deref())?);
     let dir = if planned.join("run.json").is_file() && RunRecord::read(&planned)?.is_complete() {
         planned
     } else {
