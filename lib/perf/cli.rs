@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use anyhow::{Context, Result};
 use clap::{Args, Subcommand};
 use serde_json::json;
-use tch::{Device, Kind};
+use tch::Kind;
 
 use super::cost::TextShape;
 use super::device::{MemoryProbe, Peaks};
@@ -13,6 +13,7 @@ use super::rollout::{RolloutFigures, RolloutShape};
 use super::update::{UpdateFigures, UpdateShape};
 use super::{Measured, ModelChoice, baseline_measured, build_model, run_baseline};
 use crate::backend::{DeviceSpec, EnvInfo};
+use crate::model::qwen2_5_vl::config::Config;
 use crate::model::qwen2_5_vl::model::run::parse_dtype;
 use crate::train::optim::StatePrecision;
 
@@ -101,10 +102,18 @@ pub fn run(cmd: &BenchCommand, spec: DeviceSpec) -> Result<Outcome> {
         BenchCommand::Rollout { common, .. } => (common, "rollout"),
         BenchCommand::Update { common, .. } => (common, "update"),
     };
+    match *cmd {
+        BenchCommand::Rollout { batch, prompt_len, new_tokens, .. } => {
+            RolloutShape { batch, prompt_len, new_tokens }.validate()?
+        }
+        BenchCommand::Update { batch, prompt_len, response_len, micro_batch, states, recompute, .. } => {
+            UpdateShape { batch, prompt_len, response_len, micro_batch, states, recompute }.validate()?
+        }
+    }
     let device = spec.resolve()?;
     let kind = parse_dtype(&common.dtype)?;
-    let cfg = common.model.config()?;
     let (cfg_text, origin) = common.model.json()?;
+    let cfg = Config::parse(&cfg_text, &origin)?;
     let text = TextShape::of(&cfg);
     let elem = kind.elt_size_in_bytes() as f64;
     eprintln!("bench {workload}: measuring the device's peaks");
@@ -150,6 +159,7 @@ pub fn run(cmd: &BenchCommand, spec: DeviceSpec) -> Result<Outcome> {
             (m, json!(shape), Box::new(f))
         }
     };
+    let memory_source = probe.source().to_string();
     drop(model);
     drop(probe);
     let mine_fig = figures(&mine);
@@ -173,7 +183,7 @@ pub fn run(cmd: &BenchCommand, spec: DeviceSpec) -> Result<Outcome> {
         "device": format!("{device:?}"),
         "env": info,
         "peaks": peaks,
-        "memory_source": MemoryProbe::source_for(device),
+        "memory_source": memory_source,
         "model_memory": model_memory,
         "shape": shape_json,
         "warmup": warmup,
@@ -271,11 +281,4 @@ fn row(label: &str, a: f64, b: Option<f64>, higher_is_better: bool, has_base: bo
     let ratio = b.filter(|b| *b > 0.0 && a > 0.0).map(|b| if higher_is_better { a / b } else { b / a });
     let verdict = ratio.map_or(String::new(), |r| format!("{r:.2}×"));
     format!("| {label} | {} | {} | {verdict} |\n", fmt(a), b.map_or("-".into(), fmt))
-}
-
-impl MemoryProbe {
-    /// What [`MemoryProbe::start`] would measure on `device`.
-    pub fn source_for(device: Device) -> &'static str {
-        if device.is_cuda() { "NVML used device memory, polled every 2 ms" } else { "VmHWM (peak resident set)" }
-    }
 }

@@ -55,11 +55,6 @@ impl ModelChoice {
             }
         }
     }
-
-    pub fn config(&self) -> Result<Config> {
-        let (text, origin) = self.json()?;
-        Config::parse(&text, &origin)
-    }
 }
 
 /// One measured phase of a workload.

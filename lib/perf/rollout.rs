@@ -25,6 +25,14 @@ pub struct RolloutShape {
     pub new_tokens: usize,
 }
 
+impl RolloutShape {
+    /// Checked before anything is built.
+    pub fn validate(&self) -> Result<()> {
+        ensure!(self.batch > 0 && self.prompt_len > 0 && self.new_tokens > 0, "rollout shape must be positive");
+        Ok(())
+    }
+}
+
 /// `rows` prompts of `len` ids drawn uniformly below every special token (no image placeholders), seeded.
 pub fn random_prompts(model: &Qwen2_5_VL, rows: usize, len: usize, seed: u64) -> Vec<Vec<i64>> {
     let c = &model.config;
@@ -46,7 +54,7 @@ pub fn run(
     seed: u64,
     probe: &MemoryProbe,
 ) -> Result<Measured> {
-    ensure!(shape.batch > 0 && shape.prompt_len > 0 && shape.new_tokens > 0, "rollout shape must be positive");
+    shape.validate()?;
     let device = model.device();
     let rows = random_prompts(model, shape.batch, shape.prompt_len, seed);
     let flat: Vec<i64> = rows.concat();

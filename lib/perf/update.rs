@@ -39,6 +39,21 @@ impl UpdateShape {
     pub fn seq_len(&self) -> usize {
         self.prompt_len + self.response_len
     }
+
+    /// Checked before anything is built: a 7B model takes minutes to initialise.
+    pub fn validate(&self) -> Result<()> {
+        ensure!(
+            self.batch > 0 && self.prompt_len > 0 && self.response_len > 0 && self.micro_batch > 0,
+            "update shape must be positive"
+        );
+        ensure!(
+            self.batch.is_multiple_of(self.micro_batch),
+            "batch {} is not a multiple of micro_batch {}; the baseline splits the batch evenly",
+            self.batch,
+            self.micro_batch
+        );
+        Ok(())
+    }
 }
 
 /// Runs the workload and measures it. The model must own its VarStore (it is trained).
@@ -50,16 +65,7 @@ pub fn run(
     seed: u64,
     probe: &MemoryProbe,
 ) -> Result<Measured> {
-    ensure!(
-        shape.batch > 0 && shape.prompt_len > 0 && shape.response_len > 0 && shape.micro_batch > 0,
-        "update shape must be positive"
-    );
-    ensure!(
-        shape.batch.is_multiple_of(shape.micro_batch),
-        "batch {} is not a multiple of micro_batch {}; the baseline splits the batch evenly",
-        shape.batch,
-        shape.micro_batch
-    );
+    shape.validate()?;
     let vs =
         model.var_store().ok_or_else(|| anyhow::anyhow!("the update benchmark needs a model owning its weights"))?;
     let device = model.device();
@@ -116,12 +122,13 @@ pub fn run(
         times.push(timed(device, || step(&mut optimizer, old))?.1);
         step_peak = step_peak.max(probe.peak()?);
     }
+    let update_s = median(&times);
     Ok(Measured {
-        iter_times_s: times.clone(),
+        iter_times_s: times,
         prefill_s: None,
         phases: vec![
             Phase { name: "old_log_probs".into(), time_s: median(&old_times), peak_memory: old_peak },
-            Phase { name: "update".into(), time_s: median(&times), peak_memory: step_peak },
+            Phase { name: "update".into(), time_s: update_s, peak_memory: step_peak },
         ],
         peak_memory: old_peak.max(step_peak),
     })
